@@ -1,0 +1,93 @@
+//! `type = "file"`: appends events to files named by a template
+//! (`/var/log/out/{{ service }}-%Y-%m-%d.ndjson`), creating directories as needed and keeping
+//! up to 64 files open.
+
+use crate::sinks::writer::{self, Chunk, ChunkWriter};
+use crate::sinks::SinkRuntime;
+use crate::template::Template;
+use serde::Deserialize;
+use sluice_engine::context::BuildCtx;
+use sluice_engine::encode::Encoding;
+use sluice_engine::metrics::ComponentMetrics;
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::Arc;
+
+/// Options of the `file` sink.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    /// Path template: literal text, `{{ field }}` and strftime specifiers.
+    pub path: String,
+    /// `ndjson` (default) or `text` (the `message` field).
+    #[serde(default)]
+    pub encoding: Encoding,
+}
+
+const MAX_OPEN: usize = 64;
+
+struct FileWriter {
+    open: HashMap<String, File>,
+}
+
+impl FileWriter {
+    fn file(&mut self, path: &str) -> std::io::Result<&mut File> {
+        if !self.open.contains_key(path) {
+            if self.open.len() >= MAX_OPEN {
+                self.open.clear();
+            }
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir)?;
+                }
+            }
+            let f = OpenOptions::new().create(true).append(true).open(path)?;
+            self.open.insert(path.to_string(), f);
+        }
+        Ok(self.open.get_mut(path).expect("just inserted"))
+    }
+}
+
+impl ChunkWriter for FileWriter {
+    fn write(&mut self, chunk: &Chunk) -> std::io::Result<()> {
+        for (path, data) in &chunk.groups {
+            self.file(path)
+                .and_then(|f| f.write_all(data))
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{path}: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+impl FileSinkConfig {
+    pub fn validate(&self) -> Result<Template, String> {
+        if self.path.trim().is_empty() {
+            return Err("`path` must not be empty".into());
+        }
+        Template::parse(&self.path)
+    }
+
+    pub fn build(
+        &self,
+        ctx: &BuildCtx,
+        metrics: Arc<ComponentMetrics>,
+    ) -> Result<SinkRuntime, String> {
+        let template = self.validate()?;
+        let (parts, thread) = writer::build(
+            ctx.shards,
+            self.encoding,
+            Some(template),
+            metrics,
+            ctx.lifecycle.clone(),
+            Box::new(FileWriter {
+                open: HashMap::new(),
+            }),
+        );
+        Ok(SinkRuntime {
+            parts,
+            thread: Some(thread),
+            on_exit: None,
+        })
+    }
+}

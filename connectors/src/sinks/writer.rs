@@ -1,0 +1,153 @@
+//! The writer thread of a sink that does blocking I/O (console, file).
+//!
+//! Each shard encodes its batches itself ([`EncodeStub`], in parallel on every core) and
+//! pushes the bytes through its own ring; the writer thread only writes them and drops the
+//! chunk, which acknowledges the batch. When a ring is full the shard holds the batch back
+//! (backpressure) instead of buffering without bound.
+
+use crate::template::Template;
+use sluice_engine::ack::AckToken;
+use sluice_engine::batch::Batch;
+use sluice_engine::encode::{encode_event, Encoding};
+use sluice_engine::metrics::ComponentMetrics;
+use sluice_engine::pipeline::ShardSink;
+use sluice_engine::ring::{self, Doorbell, RingRx, RingTx, WhenFull};
+use sluice_engine::shutdown::Lifecycle;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Encoded events of one batch, grouped by destination.
+pub struct Chunk {
+    /// (rendered destination or empty, bytes)
+    pub groups: Vec<(String, Vec<u8>)>,
+    pub events: u64,
+    pub created: Instant,
+    pub ack: Option<AckToken>,
+}
+
+/// Shard-side half: encodes and hands bytes to the writer thread.
+pub struct EncodeStub {
+    encoding: Encoding,
+    template: Option<Template>,
+    tx: RingTx<Chunk>,
+    scratch: String,
+}
+
+impl ShardSink for EncodeStub {
+    fn consume(&mut self, batch: Batch) -> Result<(), Batch> {
+        if self.tx.is_full() {
+            return Err(batch);
+        }
+        let mut groups: Vec<(String, Vec<u8>)> = Vec::with_capacity(1);
+        match &mut self.template {
+            Some(t) if !t.is_static() => {
+                for ev in &batch.events {
+                    t.render(&batch, ev, &mut self.scratch);
+                    let g = match groups.iter().position(|(k, _)| *k == self.scratch) {
+                        Some(g) => g,
+                        None => {
+                            groups.push((
+                                self.scratch.clone(),
+                                Vec::with_capacity(batch.len() * 300),
+                            ));
+                            groups.len() - 1
+                        }
+                    };
+                    encode_event(self.encoding, &batch, ev, &mut groups[g].1);
+                }
+            }
+            t => {
+                let key = t
+                    .as_ref()
+                    .map(|t| t.source().to_string())
+                    .unwrap_or_default();
+                let mut out = Vec::with_capacity(batch.buf().len() + batch.len() * 16);
+                for ev in &batch.events {
+                    encode_event(self.encoding, &batch, ev, &mut out);
+                }
+                groups.push((key, out));
+            }
+        }
+        let chunk = Chunk {
+            groups,
+            events: batch.len() as u64,
+            created: batch.origin.created,
+            ack: batch.ack.clone(),
+        };
+        match self.tx.try_push(chunk) {
+            Ok(()) => Ok(()),
+            Err(_) => Err(batch),
+        }
+    }
+}
+
+/// What the writer thread does with chunks.
+pub trait ChunkWriter: Send {
+    /// Writes one chunk; an error fails the batch's acknowledgement.
+    fn write(&mut self, chunk: &Chunk) -> std::io::Result<()>;
+    /// Called when idle and at exit.
+    fn flush(&mut self) {}
+}
+
+/// Builds the shard stubs and the writer thread of a sink.
+pub fn build(
+    shards: usize,
+    encoding: Encoding,
+    template: Option<Template>,
+    metrics: Arc<ComponentMetrics>,
+    lifecycle: Arc<Lifecycle>,
+    mut writer: Box<dyn ChunkWriter>,
+) -> (Vec<Box<dyn ShardSink>>, Box<dyn FnOnce() + Send>) {
+    let bell = Doorbell::new();
+    let mut parts: Vec<Box<dyn ShardSink>> = Vec::new();
+    let mut rxs: Vec<RingRx<Chunk>> = Vec::new();
+    for _ in 0..shards {
+        let (tx, rx) = ring::ring(
+            8,
+            WhenFull::Block,
+            bell.clone(),
+            metrics.dropped("ring_full"),
+        );
+        parts.push(Box::new(EncodeStub {
+            encoding,
+            template: template.clone(),
+            tx,
+            scratch: String::new(),
+        }));
+        rxs.push(rx);
+    }
+    let failures = metrics.dropped("write_error");
+    let thread = Box::new(move || {
+        loop {
+            let mut did = false;
+            for rx in rxs.iter_mut() {
+                while let Some(chunk) = rx.pop() {
+                    did = true;
+                    if let Err(e) = writer.write(&chunk) {
+                        tracing::error!(component = %metrics.id, error = %e, "write failed");
+                        failures.fetch_add(chunk.events, std::sync::atomic::Ordering::Relaxed);
+                        if let Some(a) = &chunk.ack {
+                            a.fail();
+                        }
+                    }
+                    if let Some(l) = &metrics.latency {
+                        l.record(chunk.created.elapsed());
+                    }
+                }
+            }
+            if !did {
+                writer.flush();
+                if rxs.iter().all(|r| r.is_closed())
+                    || (lifecycle.is_stopped() && rxs.iter().all(|r| r.is_empty()))
+                {
+                    break;
+                }
+                bell.wait(Duration::from_millis(50), || {
+                    rxs.iter().any(|r| !r.is_empty())
+                });
+            }
+        }
+        writer.flush();
+    });
+    (parts, thread)
+}

@@ -1,0 +1,683 @@
+//! The TOML contract: loading a pipeline file into typed component configs, with every
+//! error naming the file, line and key.
+//!
+//! Loading runs in stages, collecting as many errors as it can: environment substitution,
+//! TOML syntax, the `[engine]`/`[api]` sections, then each component: its `type` picks the
+//! config struct (from `operators` or `connectors`), which rejects unknown keys. Graph
+//! errors (unknown inputs, cycles) are found by [`crate::graph`].
+
+mod env;
+mod locate;
+
+pub use locate::Locator;
+
+use serde::Deserialize;
+use sluice_connectors::sinks::blackhole::BlackholeConfig;
+use sluice_connectors::sinks::console::ConsoleConfig;
+use sluice_connectors::sinks::file::FileSinkConfig;
+use sluice_connectors::sources::file::FileConfig;
+use sluice_connectors::sources::generator::GeneratorConfig;
+use sluice_connectors::sources::stdin::StdinConfig;
+use sluice_engine::ring::WhenFull;
+use sluice_engine::units::HumanDuration;
+use sluice_operators::transforms::fields::FieldsConfig;
+use sluice_operators::transforms::filter::FilterConfig;
+use sluice_operators::transforms::parse::ParseConfig;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Dotted key path, e.g. `sources.app.include`.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+            if let Some(c) = self.column {
+                write!(f, ":{c}")?;
+            }
+        }
+        write!(f, ": ")?;
+        if let Some(k) = &self.key {
+            write!(f, "`{k}`: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+/// All the errors of one file.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// `engine.shards`: a number or `"auto"` (one per core in `engine.cores`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shards {
+    #[default]
+    Auto,
+    Count(usize),
+}
+
+impl<'de> Deserialize<'de> for Shards {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum R {
+            N(i64),
+            S(String),
+        }
+        match R::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected a number of shards or \"auto\""))?
+        {
+            R::N(n) if (1..=1024).contains(&n) => Ok(Shards::Count(n as usize)),
+            R::N(n) => Err(serde::de::Error::custom(format!(
+                "shards must be between 1 and 1024, not {n}"
+            ))),
+            R::S(s) if s == "auto" => Ok(Shards::Auto),
+            R::S(s) => Err(serde::de::Error::custom(format!(
+                "expected a number of shards or \"auto\", not \"{s}\""
+            ))),
+        }
+    }
+}
+
+/// `engine.cores`: `"auto"`, a range list `"0-3,6"`, or an array `[0, 2]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Cores {
+    #[default]
+    Auto,
+    List(Vec<usize>),
+}
+
+impl<'de> Deserialize<'de> for Cores {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum R {
+            L(Vec<usize>),
+            S(String),
+        }
+        match R::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "expected \"auto\", a range like \"0-3\", or a list like [0, 2]",
+            )
+        })? {
+            R::L(v) if v.is_empty() => Err(serde::de::Error::custom("the core list is empty")),
+            R::L(v) => Ok(Cores::List(v)),
+            R::S(s) if s == "auto" => Ok(Cores::Auto),
+            R::S(s) => parse_core_ranges(&s)
+                .map(Cores::List)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Parses `"0-3,6"`.
+pub fn parse_core_ranges(s: &str) -> Result<Vec<usize>, String> {
+    let bad = || {
+        format!("invalid core list \"{s}\": expected \"auto\", \"0-3\", \"0,2\" or a mix like \"0-3,6\"")
+    };
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let part = part.trim();
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (
+                    a.trim().parse().map_err(|_| bad())?,
+                    b.trim().parse().map_err(|_| bad())?,
+                );
+                if a > b {
+                    return Err(bad());
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// `[engine]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    #[serde(default)]
+    pub shards: Shards,
+    #[serde(default)]
+    pub cores: Cores,
+    /// Checkpoints and buffers live here.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Most events per batch.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Batches each ring between threads can hold.
+    #[serde(default = "default_ring_capacity")]
+    pub ring_capacity: usize,
+    /// How long a drain on SIGTERM/SIGINT may take.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: HumanDuration,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/sluice")
+}
+fn default_batch_size() -> usize {
+    1024
+}
+fn default_ring_capacity() -> usize {
+    64
+}
+fn default_shutdown_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            shards: Shards::Auto,
+            cores: Cores::Auto,
+            data_dir: default_data_dir(),
+            batch_size: default_batch_size(),
+            ring_capacity: default_ring_capacity(),
+            shutdown_timeout: default_shutdown_timeout(),
+        }
+    }
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Where `/health`, `/ready` and `/metrics` are served.
+    #[serde(default = "default_api_address")]
+    pub address: SocketAddr,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+fn default_api_address() -> SocketAddr {
+    "127.0.0.1:8686".parse().expect("static address")
+}
+fn default_true() -> bool {
+    true
+}
+
+/// A source's typed options.
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    Stdin(StdinConfig),
+    Generator(GeneratorConfig),
+    File(FileConfig),
+}
+
+/// A transform's typed options.
+#[derive(Debug, Clone)]
+pub enum TransformKind {
+    Parse(ParseConfig),
+    Filter(FilterConfig),
+    Fields(FieldsConfig),
+}
+
+/// A sink's typed options.
+#[derive(Debug, Clone)]
+pub enum SinkKind {
+    Blackhole(BlackholeConfig),
+    Console(ConsoleConfig),
+    File(FileSinkConfig),
+}
+
+pub const SOURCE_TYPES: &[&str] = &["file", "generator", "stdin"];
+pub const TRANSFORM_TYPES: &[&str] = &["fields", "filter", "parse"];
+pub const SINK_TYPES: &[&str] = &["blackhole", "console", "file"];
+
+impl TransformKind {
+    /// Named outputs besides the main one, in port order (port 1, 2, ...).
+    pub fn named_outputs(&self) -> &'static [&'static str] {
+        match self {
+            TransformKind::Parse(_) => ParseConfig::NAMED_OUTPUTS,
+            TransformKind::Filter(_) => FilterConfig::NAMED_OUTPUTS,
+            TransformKind::Fields(_) => &[],
+        }
+    }
+
+    /// Whether the transform keeps state by key (then it must run after an exchange).
+    pub fn is_keyed(&self) -> bool {
+        false
+    }
+}
+
+impl SinkKind {
+    /// Whether the sink has a writer thread (else it runs inline on the shards).
+    pub fn has_writer_thread(&self) -> bool {
+        !matches!(self, SinkKind::Blackhole(_))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceDef {
+    pub id: String,
+    pub type_name: String,
+    pub kind: SourceKind,
+}
+
+#[derive(Debug, Clone)]
+pub struct TransformDef {
+    pub id: String,
+    pub type_name: String,
+    pub inputs: Vec<String>,
+    pub kind: TransformKind,
+}
+
+#[derive(Debug, Clone)]
+pub struct SinkDef {
+    pub id: String,
+    pub type_name: String,
+    pub inputs: Vec<String>,
+    pub kind: SinkKind,
+    pub when_full: WhenFull,
+}
+
+/// A loaded, type-checked pipeline (graph checks are separate: [`crate::graph::Graph`]).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub engine: EngineConfig,
+    pub api: Option<ApiConfig>,
+    pub sources: Vec<SourceDef>,
+    pub transforms: Vec<TransformDef>,
+    pub sinks: Vec<SinkDef>,
+}
+
+/// Collects errors with positions.
+pub struct Reporter<'a> {
+    pub file: &'a Path,
+    pub locator: &'a Locator,
+    pub errors: Vec<ConfigError>,
+}
+
+impl Reporter<'_> {
+    pub fn at(&mut self, key: &[String], message: impl Into<String>) {
+        let pos = self.locator.find(key);
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line: pos.map(|p| p.0),
+            column: pos.map(|p| p.1),
+            key: (!key.is_empty()).then(|| key.join(".")),
+            message: message.into(),
+        });
+    }
+
+    fn serde(&mut self, base: &[String], e: serde_path_to_error::Error<toml::de::Error>) {
+        let mut key = base.to_vec();
+        for seg in e.path().iter() {
+            match seg {
+                serde_path_to_error::Segment::Map { key: k } => key.push(k.clone()),
+                serde_path_to_error::Segment::Seq { index } => key.push(index.to_string()),
+                serde_path_to_error::Segment::Enum { .. }
+                | serde_path_to_error::Segment::Unknown => {}
+            }
+        }
+        let msg = e.inner().message().trim().to_string();
+        // serde names an unknown key only in the message; point at the key itself.
+        if let Some(name) = msg
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next())
+        {
+            key.push(name.to_string());
+        }
+        self.at(&key, msg);
+    }
+}
+
+fn k(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| s.to_string()).collect()
+}
+
+/// Reads and checks a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            column: None,
+            key: None,
+            message: format!("cannot read the file: {e}"),
+        }])
+    })?;
+    load_str(path, &text, |v| std::env::var(v).ok())
+}
+
+/// Checks config text (`path` is only used in messages).
+pub fn load_str(
+    path: &Path,
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let err = |line: Option<usize>, column: Option<usize>, message: String| ConfigError {
+        file: path.to_path_buf(),
+        line,
+        column,
+        key: None,
+        message,
+    };
+    let text = env::substitute(text, env)
+        .map_err(|es| ConfigErrors(es.into_iter().map(|(l, m)| err(Some(l), None, m)).collect()))?;
+    let locator = Locator::new(&text);
+    let root: toml::Table = match toml::from_str(&text) {
+        Ok(t) => t,
+        Err(e) => {
+            let pos = e.span().map(|s| locator.line_col(s.start));
+            return Err(ConfigErrors(vec![err(
+                pos.map(|p| p.0),
+                pos.map(|p| p.1),
+                format!("invalid TOML: {}", e.message().trim()),
+            )]));
+        }
+    };
+    let mut rep = Reporter {
+        file: path,
+        locator: &locator,
+        errors: Vec::new(),
+    };
+    for key in root.keys() {
+        if !["engine", "api", "sources", "transforms", "sinks"].contains(&key.as_str()) {
+            rep.at(
+                &k(&[key]),
+                format!(
+                    "unknown section `{key}` (expected engine, api, sources, transforms or sinks)"
+                ),
+            );
+        }
+    }
+    let engine = match root.get("engine") {
+        None => EngineConfig::default(),
+        Some(v) => match serde_path_to_error::deserialize::<_, EngineConfig>(v.clone()) {
+            Ok(e) => {
+                if e.batch_size == 0 || e.batch_size > 65536 {
+                    rep.at(&k(&["engine", "batch_size"]), "must be between 1 and 65536");
+                }
+                if e.ring_capacity == 0 {
+                    rep.at(&k(&["engine", "ring_capacity"]), "must be at least 1");
+                }
+                e
+            }
+            Err(e) => {
+                rep.serde(&k(&["engine"]), e);
+                EngineConfig::default()
+            }
+        },
+    };
+    let api = match root.get("api") {
+        None => None,
+        Some(v) => match serde_path_to_error::deserialize::<_, ApiConfig>(v.clone()) {
+            Ok(a) => a.enabled.then_some(a),
+            Err(e) => {
+                rep.serde(&k(&["api"]), e);
+                None
+            }
+        },
+    };
+    let mut sources = Vec::new();
+    let mut transforms = Vec::new();
+    let mut sinks = Vec::new();
+    for (section, kinds) in [
+        ("sources", SOURCE_TYPES),
+        ("transforms", TRANSFORM_TYPES),
+        ("sinks", SINK_TYPES),
+    ] {
+        let Some(v) = root.get(section) else { continue };
+        let Some(table) = v.as_table() else {
+            rep.at(
+                &k(&[section]),
+                format!("`{section}` must be a table of components like [{section}.my_id]"),
+            );
+            continue;
+        };
+        for (id, comp) in table {
+            let base = k(&[section, id]);
+            if let Err(m) = check_id(id) {
+                rep.at(&base, m);
+                continue;
+            }
+            let Some(ct) = comp.as_table() else {
+                rep.at(
+                    &base,
+                    format!("a component must be a table: [{section}.{id}]"),
+                );
+                continue;
+            };
+            let mut opts = ct.clone();
+            let type_name = match opts.remove("type") {
+                Some(toml::Value::String(s)) => s,
+                Some(_) => {
+                    rep.at(
+                        &[base.clone(), k(&["type"])].concat(),
+                        "`type` must be a string",
+                    );
+                    continue;
+                }
+                None => {
+                    rep.at(
+                        &base,
+                        format!("missing `type` (one of: {})", kinds.join(", ")),
+                    );
+                    continue;
+                }
+            };
+            if !kinds.contains(&type_name.as_str()) {
+                let what = &section[..section.len() - 1];
+                rep.at(
+                    &[base.clone(), k(&["type"])].concat(),
+                    format!(
+                        "unknown {what} type `{type_name}` (known: {})",
+                        kinds.join(", ")
+                    ),
+                );
+                continue;
+            }
+            let inputs = match opts.remove("inputs") {
+                None => None,
+                Some(toml::Value::Array(a)) => {
+                    let mut v = Vec::new();
+                    for (i, x) in a.iter().enumerate() {
+                        match x.as_str() {
+                            Some(s) => v.push(s.to_string()),
+                            None => rep.at(
+                                &[base.clone(), k(&["inputs", &i.to_string()])].concat(),
+                                "inputs must be component IDs (strings)",
+                            ),
+                        }
+                    }
+                    Some(v)
+                }
+                Some(_) => {
+                    rep.at(
+                        &[base.clone(), k(&["inputs"])].concat(),
+                        "`inputs` must be an array of component IDs, like [\"parse\"]",
+                    );
+                    Some(Vec::new())
+                }
+            };
+            let when_full = match opts.remove("when_full") {
+                None => WhenFull::Block,
+                Some(v) if section == "sinks" => match v.as_str() {
+                    Some("block") => WhenFull::Block,
+                    Some("drop_newest") => WhenFull::DropNewest,
+                    _ => {
+                        rep.at(
+                            &[base.clone(), k(&["when_full"])].concat(),
+                            "expected \"block\" or \"drop_newest\"",
+                        );
+                        WhenFull::Block
+                    }
+                },
+                Some(v) => {
+                    opts.insert("when_full".into(), v);
+                    WhenFull::Block
+                }
+            };
+            if section == "sources" {
+                if inputs.is_some() {
+                    rep.at(
+                        &[base.clone(), k(&["inputs"])].concat(),
+                        "a source reads from outside; it takes no `inputs`",
+                    );
+                }
+            } else {
+                match &inputs {
+                    None => rep.at(
+                        &base,
+                        format!(
+                            "missing `inputs`: a {} needs at least one upstream component",
+                            &section[..section.len() - 1]
+                        ),
+                    ),
+                    Some(v) if v.is_empty() => rep.at(
+                        &[base.clone(), k(&["inputs"])].concat(),
+                        "`inputs` is empty",
+                    ),
+                    _ => {}
+                }
+            }
+            let value = toml::Value::Table(opts);
+            macro_rules! typed {
+                ($t:ty) => {
+                    match serde_path_to_error::deserialize::<_, $t>(value.clone()) {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            rep.serde(&base, e);
+                            None
+                        }
+                    }
+                };
+            }
+            let inputs = inputs.unwrap_or_default();
+            match (section, type_name.as_str()) {
+                ("sources", "stdin") => typed!(StdinConfig).map(SourceKind::Stdin),
+                ("sources", "generator") => typed!(GeneratorConfig).map(SourceKind::Generator),
+                ("sources", "file") => typed!(FileConfig).and_then(|c| match c.validate() {
+                    Ok(()) => Some(SourceKind::File(c)),
+                    Err(m) => {
+                        rep.at(&[base.clone(), k(&["include"])].concat(), m);
+                        None
+                    }
+                }),
+                _ => None,
+            }
+            .map(|kind| {
+                sources.push(SourceDef {
+                    id: id.clone(),
+                    type_name: type_name.clone(),
+                    kind,
+                })
+            });
+            match (section, type_name.as_str()) {
+                ("transforms", "parse") => typed!(ParseConfig).map(TransformKind::Parse),
+                ("transforms", "filter") => typed!(FilterConfig).and_then(|c| match c.compile() {
+                    Ok(_) => Some(TransformKind::Filter(c)),
+                    Err(e) => {
+                        rep.at(
+                            &[base.clone(), k(&["condition"])].concat(),
+                            format!("invalid condition: {e}"),
+                        );
+                        None
+                    }
+                }),
+                ("transforms", "fields") => typed!(FieldsConfig).and_then(|c| match c.validate() {
+                    Ok(()) => Some(TransformKind::Fields(c)),
+                    Err(m) => {
+                        rep.at(&base, m);
+                        None
+                    }
+                }),
+                _ => None,
+            }
+            .map(|kind| {
+                transforms.push(TransformDef {
+                    id: id.clone(),
+                    type_name: type_name.clone(),
+                    inputs: inputs.clone(),
+                    kind,
+                })
+            });
+            match (section, type_name.as_str()) {
+                ("sinks", "blackhole") => typed!(BlackholeConfig).map(SinkKind::Blackhole),
+                ("sinks", "console") => typed!(ConsoleConfig).map(SinkKind::Console),
+                ("sinks", "file") => typed!(FileSinkConfig).and_then(|c| match c.validate() {
+                    Ok(_) => Some(SinkKind::File(c)),
+                    Err(m) => {
+                        rep.at(&[base.clone(), k(&["path"])].concat(), m);
+                        None
+                    }
+                }),
+                _ => None,
+            }
+            .map(|kind| {
+                sinks.push(SinkDef {
+                    id: id.clone(),
+                    type_name: type_name.clone(),
+                    inputs: inputs.clone(),
+                    kind,
+                    when_full,
+                })
+            });
+        }
+    }
+    let config = Config {
+        path: path.to_path_buf(),
+        engine,
+        api,
+        sources,
+        transforms,
+        sinks,
+    };
+    let graph_errors = crate::graph::check(&config, &root, &mut rep);
+    let _ = graph_errors;
+    if rep.errors.is_empty() {
+        Ok(config)
+    } else {
+        rep.errors
+            .sort_by_key(|e| (e.line.unwrap_or(0), e.column.unwrap_or(0)));
+        Err(ConfigErrors(rep.errors))
+    }
+}
+
+fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "invalid component ID `{id}`: use letters, digits, `_` and `-`"
+        ));
+    }
+    Ok(())
+}

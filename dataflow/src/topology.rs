@@ -1,0 +1,324 @@
+//! Builds the running process from a plan and runs it until its sources end or a signal
+//! drains it.
+//!
+//! Start order: sinks' writer threads, shards (each with its pipeline copy and its source
+//! parts), connector-thread sources, the API. The main thread then watches the sources:
+//! when all have finished (or a signal asked for a drain) and every batch in flight has been
+//! acknowledged, it stops the shards, joins every thread and prints the summaries.
+
+use crate::config::{Config, SinkKind, SourceKind, TransformKind};
+use crate::graph::Role;
+use crate::plan::{Placement, Plan};
+use sluice_connectors::sinks::SinkRuntime;
+use sluice_connectors::sources::SourceRuntime;
+use sluice_engine::context::BuildCtx;
+use sluice_engine::metrics::{ComponentKind, Registry};
+use sluice_engine::pipeline::{Node, Operator, Pipeline, ShardSink, Transform};
+use sluice_engine::ring::{self, Doorbell, RingRx, RingTx, WhenFull};
+use sluice_engine::runtime::{self, ShardSpec};
+use sluice_engine::shard::{run_shard, ShardSetup, ShardSource};
+use sluice_engine::shutdown::Lifecycle;
+use sluice_engine::source::{ConnectorOutput, Envelope, SourceHandle};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Shared with the API server.
+pub struct RunState {
+    pub registry: Arc<Registry>,
+    pub lifecycle: Arc<Lifecycle>,
+    pub ready: AtomicBool,
+}
+
+/// How the run ended.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// True when the drain finished before `engine.shutdown_timeout`.
+    pub clean: bool,
+    pub events_in: u64,
+    pub elapsed: Duration,
+}
+
+struct BuiltSource {
+    handle: Arc<SourceHandle>,
+    runtime: SourceRuntime,
+}
+
+/// Runs the pipeline to completion. `signal` is set by the signal handler.
+pub fn run(
+    config: &Config,
+    plan: &Plan,
+    state: Arc<RunState>,
+    signal: Arc<AtomicBool>,
+) -> anyhow::Result<RunOutcome> {
+    let started = Instant::now();
+    let shards = plan.shards;
+    let ctx = BuildCtx {
+        shards,
+        batch_size: config.engine.batch_size,
+        data_dir: config.engine.data_dir.clone(),
+        registry: state.registry.clone(),
+        lifecycle: state.lifecycle.clone(),
+    };
+    let registry = &state.registry;
+    let lifecycle = &state.lifecycle;
+
+    // Sources.
+    let mut built_sources = Vec::new();
+    for (i, s) in config.sources.iter().enumerate() {
+        let metrics = registry.component(&s.id, ComponentKind::Source, &s.type_name);
+        let cell: Arc<OnceLock<Arc<SourceHandle>>> = Arc::new(OnceLock::new());
+        let runtime = match &s.kind {
+            SourceKind::Stdin(c) => c.build(&ctx),
+            SourceKind::Generator(c) => c.build(&ctx, cell.clone()),
+            SourceKind::File(c) => c.build(&ctx, &s.id, cell.clone()),
+        };
+        let instances = match &runtime {
+            SourceRuntime::Shards { parts, .. } => parts.len() as u64,
+            SourceRuntime::Thread(_) => 1,
+        };
+        let handle = SourceHandle::new(i as u16, &s.id, metrics, instances);
+        let _ = cell.set(handle.clone());
+        built_sources.push(BuiltSource { handle, runtime });
+    }
+
+    // Per-shard pipelines.
+    let mut sink_threads = Vec::new();
+    let mut on_exit = Vec::new();
+    let mut sink_parts: Vec<Vec<Box<dyn ShardSink>>> = Vec::new();
+    for s in &config.sinks {
+        let metrics = registry.component(&s.id, ComponentKind::Sink, &s.type_name);
+        let SinkRuntime {
+            parts,
+            thread,
+            on_exit: exit,
+        } = match &s.kind {
+            SinkKind::Blackhole(c) => c.build(&ctx, metrics),
+            SinkKind::Console(c) => c.build(&ctx, metrics),
+            SinkKind::File(c) => c
+                .build(&ctx, metrics)
+                .map_err(|e| anyhow::anyhow!("sink {}: {e}", s.id))?,
+        };
+        let _ = s.when_full;
+        sink_parts.push(parts);
+        if let Some(t) = thread {
+            sink_threads.push((s.id.clone(), t));
+        }
+        if let Some(e) = exit {
+            on_exit.push(e);
+        }
+    }
+    let mut pipelines: Vec<Pipeline> = Vec::new();
+    for _shard in 0..shards {
+        let mut nodes = Vec::new();
+        for n in &plan.nodes {
+            let op = match n.role {
+                Role::Transform => {
+                    let t = config
+                        .transforms
+                        .iter()
+                        .find(|t| t.id == n.id)
+                        .expect("planned transform");
+                    let metrics = registry.component(&t.id, ComponentKind::Transform, &t.type_name);
+                    let tr: Box<dyn Transform> = match &t.kind {
+                        TransformKind::Parse(c) => Box::new(c.build(&metrics)),
+                        TransformKind::Filter(c) => Box::new(
+                            c.build(&metrics)
+                                .map_err(|e| anyhow::anyhow!("transform {}: {e}", t.id))?,
+                        ),
+                        TransformKind::Fields(c) => Box::new(
+                            c.build()
+                                .map_err(|e| anyhow::anyhow!("transform {}: {e}", t.id))?,
+                        ),
+                    };
+                    Operator::Transform(tr)
+                }
+                _ => {
+                    let si = config
+                        .sinks
+                        .iter()
+                        .position(|s| s.id == n.id)
+                        .expect("planned sink");
+                    Operator::Sink(sink_parts[si].remove(0))
+                }
+            };
+            let kind = if n.role == Role::Transform {
+                ComponentKind::Transform
+            } else {
+                ComponentKind::Sink
+            };
+            nodes.push(Node {
+                id: n.id.clone(),
+                op,
+                metrics: registry.component(&n.id, kind, &n.type_name),
+                outputs: n.outputs.clone(),
+            });
+        }
+        pipelines.push(Pipeline::new(nodes, plan.source_outputs.clone()));
+    }
+
+    // Rings into the shards.
+    let mut inbound: Vec<Vec<RingRx<Envelope>>> = (0..shards).map(|_| Vec::new()).collect();
+    let mut peers: Vec<Vec<RingTx<Envelope>>> = (0..shards).map(|_| Vec::new()).collect();
+    if plan.mesh {
+        for from in 0..shards {
+            for (to, inb) in inbound.iter_mut().enumerate() {
+                if from != to {
+                    let (tx, rx) = ring::ring(
+                        config.engine.ring_capacity,
+                        WhenFull::Block,
+                        Doorbell::new(),
+                        Arc::default(),
+                    );
+                    peers[from].push(tx);
+                    inb.push(rx);
+                }
+            }
+        }
+    }
+    let mut shard_sources: Vec<Vec<Box<dyn ShardSource>>> =
+        (0..shards).map(|_| Vec::new()).collect();
+    let mut thread_sources = Vec::new();
+    for (i, b) in built_sources.iter_mut().enumerate() {
+        let runtime = std::mem::replace(
+            &mut b.runtime,
+            SourceRuntime::Shards {
+                parts: Vec::new(),
+                spread: false,
+            },
+        );
+        match runtime {
+            SourceRuntime::Shards { parts, .. } => {
+                for (shard, p) in parts.into_iter().enumerate() {
+                    shard_sources[shard % shards].push(p);
+                }
+            }
+            SourceRuntime::Thread(f) => {
+                let mut txs = Vec::new();
+                for inb in inbound.iter_mut() {
+                    let (tx, rx) = ring::ring(
+                        config.engine.ring_capacity,
+                        WhenFull::Block,
+                        Doorbell::new(),
+                        b.handle.metrics.dropped("ring_full"),
+                    );
+                    txs.push(tx);
+                    inb.push(rx);
+                }
+                let out = ConnectorOutput::new(b.handle.clone(), txs, lifecycle.clone());
+                thread_sources.push((config.sources[i].id.clone(), f, out));
+            }
+        }
+    }
+    debug_assert!(plan
+        .sources
+        .iter()
+        .all(|s| matches!(s.placement, Placement::Shards { .. } | Placement::Thread)));
+
+    // Writer threads first, so shards always have somewhere to put data.
+    let mut threads = Vec::new();
+    for (id, t) in sink_threads {
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("sluice-sink-{id}"))
+                .spawn(t)?,
+        );
+    }
+    let mut shard_handles = Vec::new();
+    for (index, (((pipeline, inb), prs), srcs)) in pipelines
+        .into_iter()
+        .zip(inbound)
+        .zip(peers)
+        .zip(shard_sources)
+        .enumerate()
+    {
+        let setup = ShardSetup {
+            index,
+            shards,
+            pipeline,
+            inbound: inb,
+            peers: prs,
+            sources: srcs,
+            lifecycle: lifecycle.clone(),
+        };
+        let spec = ShardSpec {
+            index,
+            core: plan.cores[index],
+        };
+        shard_handles.push(runtime::spawn_shard(spec, move || run_shard(setup))?);
+    }
+    for (id, f, out) in thread_sources {
+        // Reader threads may block in a read forever (stdin); they are not joined.
+        std::thread::Builder::new()
+            .name(format!("sluice-src-{id}"))
+            .spawn(move || f(out))?;
+    }
+
+    // Watch until drained.
+    let handles: Vec<Arc<SourceHandle>> = built_sources.iter().map(|b| b.handle.clone()).collect();
+    let timeout = config.engine.shutdown_timeout.0;
+    let mut drain_started: Option<Instant> = None;
+    let mut quiet_polls = 0;
+    let mut clean = true;
+    loop {
+        std::thread::sleep(Duration::from_millis(10));
+        if !state.ready.load(Ordering::Relaxed) && handles.iter().all(|h| h.is_started()) {
+            state.ready.store(true, Ordering::Relaxed);
+            tracing::info!("all sources running; ready");
+        }
+        if signal.load(Ordering::Relaxed) && !lifecycle.is_draining() {
+            tracing::info!(
+                "signal received: draining in-flight batches (up to {:?})",
+                timeout
+            );
+            lifecycle.begin_drain();
+        }
+        let all_finished = handles.iter().all(|h| h.is_finished());
+        if all_finished && drain_started.is_none() {
+            lifecycle.begin_drain();
+        }
+        if lifecycle.is_draining() {
+            let t0 = *drain_started.get_or_insert_with(Instant::now);
+            // Shard-owned sources finish promptly; thread sources may be stuck in a read.
+            let shard_sources_done = handles
+                .iter()
+                .zip(&plan.sources)
+                .all(|(h, p)| h.is_finished() || p.placement == Placement::Thread);
+            let in_flight: u64 = handles.iter().map(|h| h.inflight.in_flight()).sum();
+            if shard_sources_done && in_flight == 0 {
+                quiet_polls += 1;
+                if quiet_polls >= 3 {
+                    break;
+                }
+            } else {
+                quiet_polls = 0;
+            }
+            if t0.elapsed() > timeout {
+                tracing::warn!(
+                    in_flight,
+                    "drain did not finish within engine.shutdown_timeout; stopping anyway"
+                );
+                clean = false;
+                break;
+            }
+        }
+    }
+    lifecycle.stop();
+    for h in shard_handles {
+        if let Err(e) = h.join() {
+            tracing::error!(error = %e, "shard ended with an error");
+        }
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    for e in on_exit {
+        e();
+    }
+    let events_in = handles.iter().map(|h| h.metrics.events_in()).sum();
+    Ok(RunOutcome {
+        clean,
+        events_in,
+        elapsed: started.elapsed(),
+    })
+}

@@ -1,0 +1,463 @@
+//! The batch: the unit that moves through a pipeline.
+//!
+//! One [`Bytes`] buffer holds the raw lines; an [`Event`] is a span of it plus the range of
+//! its parsed nodes in the batch's [`FieldTable`]. Filters drop events by compacting the event
+//! vector (the bytes stay where they are). Changes go to the [`Overlay`] and are applied only
+//! when a sink encodes the event, so an unchanged event leaves as its original bytes.
+
+use crate::ack::AckToken;
+use crate::fields::FieldTable;
+use crate::path::FieldPath;
+use crate::value::{Value, ValueRef};
+use bytes::{Bytes, BytesMut};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How an event's fields are known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventForm {
+    /// An unparsed line: its only field is `message`, the line itself.
+    Raw,
+    /// A JSON object whose members are tape entries `fields_start..fields_end`.
+    Json,
+}
+
+/// One event: a span of the batch buffer and its parsed nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    pub start: u32,
+    pub len: u32,
+    /// Position of the event in the batch when it was made; stable across filtering.
+    pub id: u32,
+    pub fields_start: u32,
+    pub fields_end: u32,
+    pub form: EventForm,
+    /// Bit flags (`TRUNCATED`, ...).
+    pub flags: u8,
+}
+
+impl Event {
+    /// The line was cut at `max_line_bytes`.
+    pub const TRUNCATED: u8 = 1;
+}
+
+/// A change applied to every event of a batch, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OverlayOp {
+    /// Sets `path` to `value`; with `if_absent`, only where the path holds nothing.
+    Set {
+        path: FieldPath,
+        value: Value,
+        if_absent: bool,
+    },
+    Remove {
+        path: FieldPath,
+    },
+    Rename {
+        from: FieldPath,
+        to: FieldPath,
+    },
+}
+
+/// The pending changes of a batch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overlay {
+    pub ops: Vec<OverlayOp>,
+}
+
+impl Overlay {
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// Where and when a batch was made.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// Index of the source component in the running topology.
+    pub source: u16,
+    pub created: Instant,
+    /// Source-specific description (a file path), shared by every event of the batch.
+    pub label: Option<Arc<str>>,
+}
+
+/// A batch of events sharing one buffer.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    buf: Bytes,
+    pub events: Vec<Event>,
+    pub fields: FieldTable,
+    pub overlay: Overlay,
+    pub origin: Origin,
+    /// Dropped (last clone) when every sink is done with the batch: the acknowledgement.
+    pub ack: Option<AckToken>,
+}
+
+impl Batch {
+    /// A batch over `buf` with one raw event per span.
+    pub fn from_spans(buf: Bytes, spans: &[(u32, u32)], source: u16) -> Batch {
+        let events = spans
+            .iter()
+            .enumerate()
+            .map(|(i, &(start, len))| Event {
+                start,
+                len,
+                id: i as u32,
+                fields_start: 0,
+                fields_end: 0,
+                form: EventForm::Raw,
+                flags: 0,
+            })
+            .collect();
+        Batch::from_events(buf, events, source)
+    }
+
+    pub fn from_events(buf: Bytes, events: Vec<Event>, source: u16) -> Batch {
+        Batch {
+            buf,
+            events,
+            fields: FieldTable::default(),
+            overlay: Overlay::default(),
+            origin: Origin {
+                source,
+                created: Instant::now(),
+                label: None,
+            },
+            ack: None,
+        }
+    }
+
+    /// Splits newline-delimited `data` into a batch (a trailing partial line is kept as an
+    /// event too). `\r\n` endings are stripped.
+    pub fn from_lines(data: Bytes, source: u16) -> Batch {
+        let mut events = Vec::new();
+        let mut start = 0usize;
+        let bytes = &data[..];
+        for nl in memchr::memchr_iter(b'\n', bytes) {
+            push_line(&mut events, bytes, start, nl);
+            start = nl + 1;
+        }
+        if start < bytes.len() {
+            push_line(&mut events, bytes, start, bytes.len());
+        }
+        Batch::from_events(data, events, source)
+    }
+
+    pub fn buf(&self) -> &Bytes {
+        &self.buf
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Total bytes of the events' raw lines.
+    pub fn byte_len(&self) -> u64 {
+        self.events.iter().map(|e| e.len as u64).sum()
+    }
+
+    /// The raw bytes of an event, as they came in.
+    pub fn line(&self, ev: &Event) -> &[u8] {
+        &self.buf[ev.start as usize..(ev.start + ev.len) as usize]
+    }
+
+    /// Reads a field of an event, looking through the overlay first.
+    pub fn get<'a>(&'a self, ev: &Event, path: &FieldPath) -> Option<ValueRef<'a>> {
+        if self.overlay.is_empty() {
+            return self.base_get(ev, path.segments());
+        }
+        self.overlay_get(ev, path, self.overlay.ops.len())
+    }
+
+    fn overlay_get<'a>(
+        &'a self,
+        ev: &Event,
+        path: &FieldPath,
+        upto: usize,
+    ) -> Option<ValueRef<'a>> {
+        for (i, op) in self.overlay.ops[..upto].iter().enumerate().rev() {
+            match op {
+                OverlayOp::Set {
+                    path: p,
+                    value,
+                    if_absent,
+                } => {
+                    if p.is_prefix_of(path) {
+                        if *if_absent {
+                            if let Some(v) = self.overlay_get(ev, p, i) {
+                                if p == path {
+                                    return Some(v);
+                                }
+                                return self.overlay_get(ev, path, i);
+                            }
+                        }
+                        return value_at(value, &path.segments()[p.len()..]);
+                    }
+                    // Reading an object whose member a nested set changed gives the object as
+                    // it was; sinks see the change (encode materializes it).
+                }
+                OverlayOp::Remove { path: p } => {
+                    if p.is_prefix_of(path) {
+                        return None;
+                    }
+                }
+                OverlayOp::Rename { from, to } => {
+                    if to.is_prefix_of(path) {
+                        let moved = to.rebase(path, from);
+                        return self.overlay_get(ev, &moved, i);
+                    }
+                    if from.is_prefix_of(path) {
+                        return None;
+                    }
+                }
+            }
+        }
+        self.base_get(ev, path.segments())
+    }
+
+    /// Reads a field from the parsed tape (or `message` of a raw line), ignoring the overlay.
+    pub fn base_get<'a, S: AsRef<str>>(&'a self, ev: &Event, path: &[S]) -> Option<ValueRef<'a>> {
+        match ev.form {
+            EventForm::Raw => {
+                if path.len() == 1 && path[0].as_ref() == "message" {
+                    Some(ValueRef::Str {
+                        raw: self.line(ev),
+                        escaped: false,
+                    })
+                } else {
+                    None
+                }
+            }
+            EventForm::Json => {
+                let idx = self
+                    .fields
+                    .find(&self.buf, ev.fields_start, ev.fields_end, path)?;
+                Some(ValueRef::from_entry(&self.fields, &self.buf, idx))
+            }
+        }
+    }
+
+    /// Keeps the events for which `keep` is true; returns how many were removed.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Batch, &Event) -> bool) -> usize {
+        let mut events = std::mem::take(&mut self.events);
+        let before = events.len();
+        events.retain(|e| keep(self, e));
+        let removed = before - events.len();
+        self.events = events;
+        removed
+    }
+
+    /// Like [`Batch::retain`], but the removed events come back as a sibling batch that
+    /// shares this batch's buffer, tape, overlay and acknowledgement.
+    pub fn partition(&mut self, mut keep: impl FnMut(&Batch, &Event) -> bool) -> Batch {
+        let events = std::mem::take(&mut self.events);
+        let mut kept = Vec::with_capacity(events.len());
+        let mut rest = Vec::new();
+        for e in events {
+            if keep(self, &e) {
+                kept.push(e);
+            } else {
+                rest.push(e);
+            }
+        }
+        self.events = kept;
+        self.sibling(rest)
+    }
+
+    /// A batch over the same buffer and tape holding `events`.
+    pub fn sibling(&self, events: Vec<Event>) -> Batch {
+        Batch {
+            buf: self.buf.clone(),
+            events,
+            fields: self.fields.clone(),
+            overlay: self.overlay.clone(),
+            origin: self.origin.clone(),
+            ack: self.ack.clone(),
+        }
+    }
+
+    /// Replaces the buffer and tape; used by parsers that must rewrite bytes (rare).
+    pub fn replace_buffer(&mut self, buf: Bytes) {
+        self.buf = buf;
+    }
+}
+
+fn push_line(events: &mut Vec<Event>, bytes: &[u8], start: usize, mut end: usize) {
+    if end > start && bytes[end - 1] == b'\r' {
+        end -= 1;
+    }
+    let id = events.len() as u32;
+    events.push(Event {
+        start: start as u32,
+        len: (end - start) as u32,
+        id,
+        fields_start: 0,
+        fields_end: 0,
+        form: EventForm::Raw,
+        flags: 0,
+    });
+}
+
+/// Walks into an owned value.
+fn value_at<'a, S: AsRef<str>>(mut v: &'a Value, path: &[S]) -> Option<ValueRef<'a>> {
+    for seg in path {
+        let seg = seg.as_ref();
+        v = match v {
+            Value::Object(members) => members
+                .iter()
+                .rev()
+                .find(|(k, _)| k == seg)
+                .map(|(_, v)| v)?,
+            Value::Array(items) => items.get(seg.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(ValueRef::Owned(v))
+}
+
+/// Builds a batch by appending lines into one buffer.
+pub struct BatchBuilder {
+    buf: BytesMut,
+    spans: Vec<(u32, u32)>,
+    flags: Vec<(u32, u8)>,
+}
+
+impl BatchBuilder {
+    pub fn with_capacity(bytes: usize, events: usize) -> BatchBuilder {
+        BatchBuilder {
+            buf: BytesMut::with_capacity(bytes),
+            spans: Vec::with_capacity(events),
+            flags: Vec::new(),
+        }
+    }
+
+    pub fn push_line(&mut self, line: &[u8]) {
+        let start = self.buf.len() as u32;
+        self.buf.extend_from_slice(line);
+        self.spans.push((start, line.len() as u32));
+    }
+
+    /// Appends bytes that already hold `spans` (relative to the start of `data`).
+    pub fn push_block(&mut self, data: &[u8], spans: impl IntoIterator<Item = (u32, u32)>) {
+        let base = self.buf.len() as u32;
+        self.buf.extend_from_slice(data);
+        self.spans
+            .extend(spans.into_iter().map(|(s, l)| (base + s, l)));
+    }
+
+    /// Marks the most recently pushed line with `flag`.
+    pub fn flag_last(&mut self, flag: u8) {
+        if let Some(n) = self.spans.len().checked_sub(1) {
+            self.flags.push((n as u32, flag));
+        }
+    }
+
+    /// Gives access to the buffer for writing lines directly (`BatchBuilder::commit_line`).
+    pub fn buffer_mut(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    /// Records that `buf[start..]` (written through `buffer_mut`) is one line.
+    pub fn commit_line(&mut self, start: usize) {
+        self.spans
+            .push((start as u32, (self.buf.len() - start) as u32));
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    pub fn byte_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Freezes the buffer into a batch and leaves the builder empty (with fresh capacity).
+    pub fn finish(&mut self, source: u16) -> Batch {
+        let cap = self.buf.capacity().max(64 * 1024);
+        let buf = std::mem::replace(&mut self.buf, BytesMut::with_capacity(cap)).freeze();
+        let mut batch = Batch::from_spans(buf, &self.spans, source);
+        for &(i, f) in &self.flags {
+            batch.events[i as usize].flags |= f;
+        }
+        self.spans.clear();
+        self.flags.clear();
+        batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> FieldPath {
+        FieldPath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn lines_become_raw_events_with_message() {
+        let b = Batch::from_lines(Bytes::from_static(b"one\r\ntwo\nthree"), 0);
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.line(&b.events[0]), b"one");
+        assert_eq!(b.line(&b.events[2]), b"three");
+        let m = b.get(&b.events[1], &p("message")).unwrap();
+        assert_eq!(&*m.as_str().unwrap(), b"two");
+        assert!(b.get(&b.events[1], &p("level")).is_none());
+    }
+
+    #[test]
+    fn overlay_set_remove_rename() {
+        let mut b = Batch::from_lines(Bytes::from_static(b"x"), 0);
+        b.overlay.ops.push(OverlayOp::Set {
+            path: p("env"),
+            value: Value::Str("prod".into()),
+            if_absent: false,
+        });
+        b.overlay.ops.push(OverlayOp::Rename {
+            from: p("message"),
+            to: p("msg"),
+        });
+        let ev = b.events[0];
+        assert_eq!(&*b.get(&ev, &p("env")).unwrap().as_str().unwrap(), b"prod");
+        assert_eq!(&*b.get(&ev, &p("msg")).unwrap().as_str().unwrap(), b"x");
+        assert!(b.get(&ev, &p("message")).is_none());
+        b.overlay.ops.push(OverlayOp::Remove { path: p("env") });
+        assert!(b.get(&ev, &p("env")).is_none());
+        b.overlay.ops.push(OverlayOp::Set {
+            path: p("msg"),
+            value: Value::Str("y".into()),
+            if_absent: true,
+        });
+        assert_eq!(&*b.get(&ev, &p("msg")).unwrap().as_str().unwrap(), b"x");
+    }
+
+    #[test]
+    fn partition_shares_buffer() {
+        let mut b = Batch::from_lines(Bytes::from_static(b"a\nbb\nccc\n"), 0);
+        let rest = b.partition(|b, e| b.line(e).len() != 2);
+        assert_eq!(b.len(), 2);
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest.line(&rest.events[0]), b"bb");
+        assert_eq!(rest.events[0].id, 1);
+    }
+
+    #[test]
+    fn builder_flags_and_finish() {
+        let mut bb = BatchBuilder::with_capacity(16, 4);
+        bb.push_line(b"a");
+        bb.push_line(b"b");
+        bb.flag_last(Event::TRUNCATED);
+        let b = bb.finish(3);
+        assert_eq!(b.len(), 2);
+        assert_eq!(b.events[1].flags, Event::TRUNCATED);
+        assert_eq!(b.origin.source, 3);
+        assert!(bb.is_empty());
+    }
+}

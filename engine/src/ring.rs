@@ -1,0 +1,208 @@
+//! Bounded single-producer/single-consumer rings between threads (rtrb underneath).
+//!
+//! Every thread boundary of a running pipeline is one of these. A full ring applies the
+//! producer's `when_full`: `block` hands the item back so the producer stops reading its input
+//! until there is room; `drop_newest` drops the item and counts it. A consumer that runs on
+//! an ordinary thread can park on the ring's [`Doorbell`]; producers ring it after a push.
+
+use serde::Deserialize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::Thread;
+use std::time::Duration;
+
+/// What a producer does when the ring is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Wait for room: the producer stops reading its input (backpressure).
+    #[default]
+    Block,
+    /// Drop the new item and count it.
+    DropNewest,
+}
+
+/// Wakes a parked consumer thread.
+#[derive(Debug, Default)]
+pub struct Doorbell {
+    sleeping: AtomicBool,
+    thread: OnceLock<Thread>,
+}
+
+impl Doorbell {
+    pub fn new() -> Arc<Doorbell> {
+        Arc::new(Doorbell::default())
+    }
+
+    /// Wakes the consumer if it is parked. One atomic load when it is not.
+    pub fn ring(&self) {
+        if self.sleeping.load(Ordering::Acquire) {
+            if let Some(t) = self.thread.get() {
+                t.unpark();
+            }
+        }
+    }
+
+    /// Parks the calling (consumer) thread until a producer rings or `timeout` passes.
+    /// `ready` is re-checked after announcing the sleep, so no wake-up is lost.
+    pub fn wait(&self, timeout: Duration, ready: impl Fn() -> bool) {
+        let _ = self.thread.set(std::thread::current());
+        self.sleeping.store(true, Ordering::SeqCst);
+        if !ready() {
+            std::thread::park_timeout(timeout);
+        }
+        self.sleeping.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The producing end.
+pub struct RingTx<T> {
+    inner: rtrb::Producer<T>,
+    doorbell: Arc<Doorbell>,
+    dropped: Arc<AtomicU64>,
+    when_full: WhenFull,
+}
+
+/// The consuming end.
+pub struct RingRx<T> {
+    inner: rtrb::Consumer<T>,
+    doorbell: Arc<Doorbell>,
+}
+
+/// Result of a push.
+#[derive(Debug)]
+pub enum Pushed<T> {
+    Sent,
+    /// The ring is full and `when_full = "block"`: try again later with this item.
+    Full(T),
+    /// The ring is full and the item was dropped (counted).
+    Dropped,
+}
+
+/// Creates a ring of `capacity` items. `dropped` counts items dropped by `drop_newest`.
+pub fn ring<T>(
+    capacity: usize,
+    when_full: WhenFull,
+    doorbell: Arc<Doorbell>,
+    dropped: Arc<AtomicU64>,
+) -> (RingTx<T>, RingRx<T>) {
+    let (p, c) = rtrb::RingBuffer::new(capacity.max(1));
+    (
+        RingTx {
+            inner: p,
+            doorbell: doorbell.clone(),
+            dropped,
+            when_full,
+        },
+        RingRx { inner: c, doorbell },
+    )
+}
+
+impl<T> RingTx<T> {
+    /// Pushes an item, applying `when_full` if there is no room. `weight` is what a drop adds
+    /// to the drop counter (the number of events in a batch).
+    pub fn push(&mut self, item: T, weight: u64) -> Pushed<T> {
+        match self.inner.push(item) {
+            Ok(()) => {
+                self.doorbell.ring();
+                Pushed::Sent
+            }
+            Err(rtrb::PushError::Full(item)) => match self.when_full {
+                WhenFull::Block => Pushed::Full(item),
+                WhenFull::DropNewest => {
+                    self.dropped.fetch_add(weight, Ordering::Relaxed);
+                    drop(item);
+                    Pushed::Dropped
+                }
+            },
+        }
+    }
+
+    /// Pushes without applying `when_full`: the item comes back if the ring is full.
+    pub fn try_push(&mut self, item: T) -> Result<(), T> {
+        match self.inner.push(item) {
+            Ok(()) => {
+                self.doorbell.ring();
+                Ok(())
+            }
+            Err(rtrb::PushError::Full(item)) => Err(item),
+        }
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.inner.is_full()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.inner.buffer().capacity()
+    }
+
+    /// The consumer is gone (its thread ended).
+    pub fn is_abandoned(&self) -> bool {
+        self.inner.is_abandoned()
+    }
+}
+
+impl<T> RingRx<T> {
+    pub fn pop(&mut self) -> Option<T> {
+        self.inner.pop().ok()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.slots()
+    }
+
+    pub fn doorbell(&self) -> &Arc<Doorbell> {
+        &self.doorbell
+    }
+
+    /// The producer is gone and nothing is left to read.
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_abandoned() && self.inner.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_hands_item_back_and_drop_counts() {
+        let dropped = Arc::new(AtomicU64::new(0));
+        let (mut tx, mut rx) = ring::<u32>(2, WhenFull::Block, Doorbell::new(), dropped.clone());
+        assert!(matches!(tx.push(1, 1), Pushed::Sent));
+        assert!(matches!(tx.push(2, 1), Pushed::Sent));
+        assert!(matches!(tx.push(3, 1), Pushed::Full(3)));
+        assert_eq!(rx.pop(), Some(1));
+        let (mut tx2, _rx2) =
+            ring::<u32>(1, WhenFull::DropNewest, Doorbell::new(), dropped.clone());
+        tx2.push(1, 10);
+        assert!(matches!(tx2.push(2, 10), Pushed::Dropped));
+        assert_eq!(dropped.load(Ordering::Relaxed), 10);
+    }
+
+    #[test]
+    fn doorbell_wakes_parked_consumer() {
+        let bell = Doorbell::new();
+        let (mut tx, mut rx) = ring::<u32>(4, WhenFull::Block, bell.clone(), Arc::default());
+        let h = std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            loop {
+                if let Some(v) = rx.pop() {
+                    return (v, start.elapsed());
+                }
+                let b = rx.doorbell().clone();
+                b.wait(Duration::from_secs(10), || !rx.is_empty());
+            }
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        tx.push(9, 1);
+        let (v, waited) = h.join().unwrap();
+        assert_eq!(v, 9);
+        assert!(waited < Duration::from_secs(5));
+    }
+}

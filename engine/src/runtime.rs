@@ -1,0 +1,141 @@
+//! The shard runtime: executor threads pinned to cores, their timers and their file I/O.
+//!
+//! This is the only module that names glommio. A shard is a glommio `LocalExecutor` pinned to
+//! one core; file reads go through glommio's buffered io_uring file. Everything above this
+//! module sees [`spawn_shard`], [`spawn_local`], [`sleep`], [`yield_now`] and [`ShardFile`],
+//! so the executor could be replaced without touching sources, sinks or the pipeline.
+
+use std::future::Future;
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+/// io_uring buffer memory registered per shard. glommio locks this memory; keeping it small
+/// lets Sluice start under the common 8 MiB `RLIMIT_MEMLOCK` of non-root services.
+pub const SHARD_IO_MEMORY: usize = 512 * 1024;
+/// Depth of each of a shard's io_uring rings.
+pub const SHARD_RING_DEPTH: usize = 64;
+
+/// Where a shard runs.
+#[derive(Debug, Clone)]
+pub struct ShardSpec {
+    pub index: usize,
+    /// The core to pin to; `None` leaves the thread unpinned.
+    pub core: Option<usize>,
+}
+
+/// A running shard thread.
+pub struct ShardHandle {
+    inner: glommio::ExecutorJoinHandle<()>,
+}
+
+impl ShardHandle {
+    /// Waits for the shard's main future to finish.
+    pub fn join(self) -> io::Result<()> {
+        self.inner
+            .join()
+            .map_err(|e| io::Error::other(format!("shard thread failed: {e}")))
+    }
+}
+
+/// Starts a shard thread; `make` builds the shard's main future on that thread.
+pub fn spawn_shard<G, F>(spec: ShardSpec, make: G) -> io::Result<ShardHandle>
+where
+    G: FnOnce() -> F + Send + 'static,
+    F: Future<Output = ()> + 'static,
+{
+    let placement = match spec.core {
+        Some(c) => glommio::Placement::Fixed(c),
+        None => glommio::Placement::Unbound,
+    };
+    let inner = glommio::LocalExecutorBuilder::new(placement)
+        .name(&format!("sluice-shard-{}", spec.index))
+        .io_memory(SHARD_IO_MEMORY)
+        .ring_depth(SHARD_RING_DEPTH)
+        .preempt_timer(Duration::from_millis(10))
+        .spawn(make)
+        .map_err(|e| io::Error::other(format!("cannot start shard {}: {e}", spec.index)))?;
+    Ok(ShardHandle { inner })
+}
+
+/// A task running on the current shard.
+pub struct LocalTask<T>(glommio::Task<T>);
+
+impl<T> LocalTask<T> {
+    /// Waits for the task to finish.
+    pub async fn join(self) -> T {
+        self.0.await
+    }
+}
+
+/// Spawns a task on the current shard (must be called from a shard).
+pub fn spawn_local<T: 'static>(fut: impl Future<Output = T> + 'static) -> LocalTask<T> {
+    LocalTask(glommio::spawn_local(fut))
+}
+
+/// Sleeps on the shard's timer (io_uring timeout), letting other tasks run.
+pub async fn sleep(d: Duration) {
+    glommio::timer::sleep(d).await
+}
+
+/// Lets the shard's other tasks run.
+pub async fn yield_now() {
+    glommio::executor().yield_now().await
+}
+
+/// Yields only if the shard has run this task for too long.
+pub async fn yield_if_needed() {
+    glommio::yield_if_needed().await
+}
+
+/// The cores this process may run on.
+pub fn online_cores() -> Vec<usize> {
+    match glommio::CpuSet::online() {
+        Ok(set) => {
+            let mut v: Vec<usize> = set.iter().map(|l| l.cpu).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        }
+        Err(_) => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
+    }
+}
+
+/// A file read through the shard's io_uring (buffered, so the page cache serves it).
+pub struct ShardFile {
+    inner: glommio::io::BufferedFile,
+}
+
+impl ShardFile {
+    pub async fn open(path: &Path) -> io::Result<ShardFile> {
+        let inner = glommio::io::BufferedFile::open(path)
+            .await
+            .map_err(io::Error::from)?;
+        Ok(ShardFile { inner })
+    }
+
+    /// Reads up to `len` bytes at `pos` and appends them to `out`. Returns the bytes read
+    /// (0 at end of file).
+    pub async fn read_at_into(
+        &self,
+        pos: u64,
+        len: usize,
+        out: &mut bytes::BytesMut,
+    ) -> io::Result<usize> {
+        let r = self
+            .inner
+            .read_at(pos, len)
+            .await
+            .map_err(io::Error::from)?;
+        out.extend_from_slice(&r);
+        Ok(r.len())
+    }
+
+    pub async fn size(&self) -> io::Result<u64> {
+        self.inner.file_size().await.map_err(io::Error::from)
+    }
+
+    pub async fn close(self) -> io::Result<()> {
+        self.inner.close().await.map_err(io::Error::from)
+    }
+}

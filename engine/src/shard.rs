@@ -1,0 +1,185 @@
+//! One shard: the loop that feeds its [`Pipeline`] from the rings of connector threads and
+//! other shards, runs its part of every shard-owned source as a local task, and sleeps when
+//! there is nothing to do.
+//!
+//! A shard-owned source (files, the generator) hands batches to [`ShardCtx::emit`]. With
+//! `spread`, batches are dealt round robin over all shards through the shard-to-shard ring
+//! mesh, so one busy file keeps every core parsing; a peer whose ring is full is skipped and
+//! the batch is processed here, so a slow shard never stalls the reader.
+
+use crate::batch::Batch;
+use crate::pipeline::Pipeline;
+use crate::ring::{RingRx, RingTx};
+use crate::runtime;
+use crate::shutdown::Lifecycle;
+use crate::source::Envelope;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A future that runs on one shard.
+pub type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+/// The part of a source that runs on a shard.
+pub trait ShardSource: Send {
+    /// Runs until the input ends or the process drains.
+    fn run(self: Box<Self>, ctx: ShardCtx) -> LocalFuture;
+}
+
+struct ShardInner {
+    index: usize,
+    shards: usize,
+    pipeline: RefCell<Pipeline>,
+    peers: RefCell<Vec<RingTx<Envelope>>>,
+    next: Cell<usize>,
+    lifecycle: Arc<Lifecycle>,
+}
+
+/// A handle to the current shard for its local tasks.
+#[derive(Clone)]
+pub struct ShardCtx {
+    inner: Rc<ShardInner>,
+}
+
+impl ShardCtx {
+    pub fn index(&self) -> usize {
+        self.inner.index
+    }
+
+    pub fn shards(&self) -> usize {
+        self.inner.shards
+    }
+
+    pub fn lifecycle(&self) -> &Arc<Lifecycle> {
+        &self.inner.lifecycle
+    }
+
+    /// Waits while a sink holds back a batch (backpressure).
+    pub async fn wait_unblocked(&self) {
+        let mut backoff = 0;
+        loop {
+            let clear = {
+                let mut p = self.inner.pipeline.borrow_mut();
+                !p.is_blocked() || p.retry_pending()
+            };
+            if clear || self.inner.lifecycle.is_stopped() {
+                return;
+            }
+            runtime::sleep(idle_backoff(backoff)).await;
+            backoff += 1;
+        }
+    }
+
+    /// Runs a stamped batch from `source` through the pipeline (here, or on the next shard
+    /// when `spread`).
+    pub async fn emit(&self, source: u16, batch: Batch, spread: bool) {
+        self.wait_unblocked().await;
+        let mut batch = Some(batch);
+        if spread {
+            let mut peers = self.inner.peers.borrow_mut();
+            let slots = peers.len() + 1;
+            let k = self.inner.next.get() % slots;
+            self.inner.next.set(self.inner.next.get().wrapping_add(1));
+            if k < peers.len() {
+                let env = Envelope {
+                    source,
+                    batch: batch.take().expect("batch"),
+                };
+                if let Err(back) = peers[k].try_push(env) {
+                    batch = Some(back.batch);
+                }
+            }
+        }
+        if let Some(b) = batch {
+            self.inner.pipeline.borrow_mut().push(source, b);
+        }
+        runtime::yield_if_needed().await;
+    }
+}
+
+/// Everything a shard needs to start.
+pub struct ShardSetup {
+    pub index: usize,
+    pub shards: usize,
+    pub pipeline: Pipeline,
+    /// Rings from connector threads and other shards into this shard.
+    pub inbound: Vec<RingRx<Envelope>>,
+    /// Rings from this shard to each other shard (for spreading).
+    pub peers: Vec<RingTx<Envelope>>,
+    pub sources: Vec<Box<dyn ShardSource>>,
+    pub lifecycle: Arc<Lifecycle>,
+}
+
+fn idle_backoff(n: u32) -> Duration {
+    const STEPS_US: [u64; 6] = [20, 50, 100, 250, 500, 1000];
+    Duration::from_micros(STEPS_US[(n as usize).min(STEPS_US.len() - 1)])
+}
+
+/// The shard's main loop. Returns when the lifecycle is stopped.
+pub async fn run_shard(setup: ShardSetup) {
+    let ShardSetup {
+        index,
+        shards,
+        pipeline,
+        mut inbound,
+        peers,
+        sources,
+        lifecycle,
+    } = setup;
+    let ctx = ShardCtx {
+        inner: Rc::new(ShardInner {
+            index,
+            shards,
+            pipeline: RefCell::new(pipeline),
+            peers: RefCell::new(peers),
+            next: Cell::new(index),
+            lifecycle: lifecycle.clone(),
+        }),
+    };
+    let tasks: Vec<_> = sources
+        .into_iter()
+        .map(|s| runtime::spawn_local(s.run(ctx.clone())))
+        .collect();
+    let mut idle = 0u32;
+    loop {
+        let mut did = false;
+        {
+            let mut p = ctx.inner.pipeline.borrow_mut();
+            if p.is_blocked() && p.retry_pending() {
+                did = true;
+            }
+            if !p.is_blocked() {
+                'rings: for rx in inbound.iter_mut() {
+                    for _ in 0..8 {
+                        let Some(env) = rx.pop() else { break };
+                        p.push(env.source, env.batch);
+                        did = true;
+                        if p.is_blocked() {
+                            break 'rings;
+                        }
+                    }
+                }
+            }
+        }
+        if lifecycle.is_stopped() {
+            break;
+        }
+        if did {
+            idle = 0;
+            runtime::yield_now().await;
+        } else {
+            if idle == 0 {
+                ctx.inner.pipeline.borrow_mut().flush();
+            }
+            runtime::sleep(idle_backoff(idle)).await;
+            idle = idle.saturating_add(1);
+        }
+    }
+    ctx.inner.pipeline.borrow_mut().flush();
+    for t in tasks {
+        t.join().await;
+    }
+}

@@ -1,0 +1,455 @@
+//! Values: [`ValueRef`] borrows from a batch (zero copy), [`Value`] is owned (overlay writes,
+//! literals in conditions and configs). Both serialize to JSON text.
+
+use crate::fields::{FieldTable, Kind};
+use bytes::Bytes;
+use std::borrow::Cow;
+
+/// An owned JSON-like value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Array(Vec<Value>),
+    /// Keys in insertion order.
+    Object(Vec<(String, Value)>),
+    /// A JSON fragment kept verbatim (a subtree taken from an input line).
+    RawJson(Bytes),
+}
+
+/// A value read from an event: either a node of the parsed tape, the raw line, or an
+/// overlay value.
+#[derive(Debug, Clone, Copy)]
+pub enum ValueRef<'a> {
+    Null,
+    Bool(bool),
+    /// JSON number text, parsed on demand.
+    Number(&'a [u8]),
+    /// String content without quotes; `escaped` when it still holds JSON escapes.
+    Str {
+        raw: &'a [u8],
+        escaped: bool,
+    },
+    /// An object or array node of the tape.
+    Node {
+        table: &'a FieldTable,
+        buf: &'a [u8],
+        index: u32,
+    },
+    Owned(&'a Value),
+}
+
+impl<'a> ValueRef<'a> {
+    /// Builds a reference to tape node `index`.
+    pub fn from_entry(table: &'a FieldTable, buf: &'a [u8], index: u32) -> ValueRef<'a> {
+        let e = &table.entries[index as usize];
+        match e.kind {
+            Kind::Null => ValueRef::Null,
+            Kind::True => ValueRef::Bool(true),
+            Kind::False => ValueRef::Bool(false),
+            Kind::Number => ValueRef::Number(e.value(buf)),
+            Kind::String => ValueRef::Str {
+                raw: e.value(buf),
+                escaped: e.value_escaped(),
+            },
+            Kind::Object | Kind::Array => ValueRef::Node { table, buf, index },
+        }
+    }
+
+    /// The string content, unescaped (borrowed unless it held escapes).
+    pub fn as_str(&self) -> Option<Cow<'a, [u8]>> {
+        match *self {
+            ValueRef::Str {
+                raw,
+                escaped: false,
+            } => Some(Cow::Borrowed(raw)),
+            ValueRef::Str { raw, escaped: true } => {
+                let mut out = Vec::with_capacity(raw.len());
+                if unescape_json_str(raw, &mut out) {
+                    Some(Cow::Owned(out))
+                } else {
+                    Some(Cow::Borrowed(raw))
+                }
+            }
+            ValueRef::Owned(Value::Str(s)) => Some(Cow::Borrowed(s.as_bytes())),
+            _ => None,
+        }
+    }
+
+    /// Numbers (and numeric strings are *not* coerced) as f64.
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            ValueRef::Number(raw) => parse_f64(raw),
+            ValueRef::Owned(Value::Int(i)) => Some(*i as f64),
+            ValueRef::Owned(Value::Float(f)) => Some(*f),
+            _ => None,
+        }
+    }
+
+    /// Integral numbers as i64.
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            ValueRef::Number(raw) => parse_i64(raw),
+            ValueRef::Owned(Value::Int(i)) => Some(*i),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match *self {
+            ValueRef::Bool(b) => Some(b),
+            ValueRef::Owned(Value::Bool(b)) => Some(*b),
+            _ => None,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, ValueRef::Null | ValueRef::Owned(Value::Null))
+    }
+
+    /// Type name as CEL reports it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ValueRef::Null | ValueRef::Owned(Value::Null) => "null",
+            ValueRef::Bool(_) | ValueRef::Owned(Value::Bool(_)) => "bool",
+            ValueRef::Number(raw) => {
+                if parse_i64(raw).is_some() {
+                    "int"
+                } else {
+                    "double"
+                }
+            }
+            ValueRef::Owned(Value::Int(_)) => "int",
+            ValueRef::Owned(Value::Float(_)) => "double",
+            ValueRef::Str { .. } | ValueRef::Owned(Value::Str(_)) => "string",
+            ValueRef::Node { table, index, .. } => match table.entries[*index as usize].kind {
+                Kind::Array => "list",
+                _ => "map",
+            },
+            ValueRef::Owned(Value::Array(_)) => "list",
+            ValueRef::Owned(Value::Object(_)) => "map",
+            ValueRef::Owned(Value::RawJson(_)) => "json",
+        }
+    }
+
+    /// Writes the value as JSON text.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match *self {
+            ValueRef::Null => out.extend_from_slice(b"null"),
+            ValueRef::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+            ValueRef::Number(raw) => out.extend_from_slice(raw),
+            ValueRef::Str { raw, escaped: true } => {
+                out.push(b'"');
+                out.extend_from_slice(raw);
+                out.push(b'"');
+            }
+            ValueRef::Str {
+                raw,
+                escaped: false,
+            } => write_json_str(raw, out),
+            ValueRef::Node { table, buf, index } => {
+                out.extend_from_slice(table.entries[index as usize].raw_value(buf))
+            }
+            ValueRef::Owned(v) => v.write_json(out),
+        }
+    }
+
+    /// Converts to an owned value (copies).
+    pub fn to_owned_value(&self) -> Value {
+        match *self {
+            ValueRef::Null => Value::Null,
+            ValueRef::Bool(b) => Value::Bool(b),
+            ValueRef::Number(raw) => match parse_i64(raw) {
+                Some(i) => Value::Int(i),
+                None => parse_f64(raw).map(Value::Float).unwrap_or(Value::Null),
+            },
+            ValueRef::Str { .. } => {
+                Value::Str(String::from_utf8_lossy(&self.as_str().unwrap_or_default()).into_owned())
+            }
+            ValueRef::Node { table, buf, index } => Value::RawJson(Bytes::copy_from_slice(
+                table.entries[index as usize].raw_value(buf),
+            )),
+            ValueRef::Owned(v) => v.clone(),
+        }
+    }
+}
+
+impl Value {
+    pub fn as_ref(&self) -> ValueRef<'_> {
+        ValueRef::Owned(self)
+    }
+
+    /// Writes the value as JSON text.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match self {
+            Value::Null => out.extend_from_slice(b"null"),
+            Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Value::Int(i) => {
+                use std::io::Write;
+                let _ = write!(out, "{i}");
+            }
+            Value::Float(f) => {
+                use std::io::Write;
+                if f.is_finite() {
+                    if f.fract() == 0.0 && f.abs() < 1e15 {
+                        let _ = write!(out, "{f:.1}");
+                    } else {
+                        let _ = write!(out, "{f}");
+                    }
+                } else {
+                    out.extend_from_slice(b"null");
+                }
+            }
+            Value::Str(s) => write_json_str(s.as_bytes(), out),
+            Value::Array(items) => {
+                out.push(b'[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    v.write_json(out);
+                }
+                out.push(b']');
+            }
+            Value::Object(members) => {
+                out.push(b'{');
+                for (i, (k, v)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_json_str(k.as_bytes(), out);
+                    out.push(b':');
+                    v.write_json(out);
+                }
+                out.push(b'}');
+            }
+            Value::RawJson(b) => out.extend_from_slice(b),
+        }
+    }
+
+    /// Converts a TOML value from a config file.
+    pub fn from_toml_like(v: &serde_json::Value) -> Value {
+        match v {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => Value::Int(i),
+                None => Value::Float(n.as_f64().unwrap_or(0.0)),
+            },
+            serde_json::Value::String(s) => Value::Str(s.clone()),
+            serde_json::Value::Array(a) => {
+                Value::Array(a.iter().map(Value::from_toml_like).collect())
+            }
+            serde_json::Value::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, v)| (k.clone(), Value::from_toml_like(v)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        Ok(Value::from_toml_like(&v))
+    }
+}
+
+/// Parses a JSON integer (no fraction or exponent) without allocating.
+pub fn parse_i64(raw: &[u8]) -> Option<i64> {
+    let (neg, digits) = match raw.first()? {
+        b'-' => (true, &raw[1..]),
+        _ => (false, raw),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return std::str::from_utf8(raw).ok()?.parse().ok();
+    }
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + (d - b'0') as i64;
+    }
+    Some(if neg { -n } else { n })
+}
+
+/// Parses a JSON number as f64.
+pub fn parse_f64(raw: &[u8]) -> Option<f64> {
+    if let Some(i) = parse_i64(raw) {
+        return Some(i as f64);
+    }
+    std::str::from_utf8(raw).ok()?.parse().ok()
+}
+
+/// Writes `s` as a quoted JSON string, escaping what JSON requires. Invalid UTF-8 bytes are
+/// replaced with U+FFFD so the output is always valid JSON.
+pub fn write_json_str(s: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    let mut start = 0;
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        let esc: Option<&[u8]> = match b {
+            b'"' => Some(b"\\\""),
+            b'\\' => Some(b"\\\\"),
+            b'\n' => Some(b"\\n"),
+            b'\r' => Some(b"\\r"),
+            b'\t' => Some(b"\\t"),
+            0..=0x1f => None,
+            0x80.. => {
+                // Validate the UTF-8 sequence starting here.
+                let w = utf8_width(b);
+                let end = (i + w).min(s.len());
+                if w == 0 || std::str::from_utf8(&s[i..end]).is_err() {
+                    out.extend_from_slice(&s[start..i]);
+                    out.extend_from_slice("\u{FFFD}".as_bytes());
+                    i += 1;
+                    start = i;
+                } else {
+                    i = end;
+                }
+                continue;
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&s[start..i]);
+        match esc {
+            Some(e) => out.extend_from_slice(e),
+            None => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 15) as usize]);
+            }
+        }
+        i += 1;
+        start = i;
+    }
+    out.extend_from_slice(&s[start..]);
+    out.push(b'"');
+}
+
+fn utf8_width(b: u8) -> usize {
+    match b {
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => 0,
+    }
+}
+
+/// Decodes JSON string escapes from `raw` (content without quotes) into `out`. Returns false
+/// on a malformed escape (then `out` holds a best-effort copy).
+pub fn unescape_json_str(raw: &[u8], out: &mut Vec<u8>) -> bool {
+    let mut i = 0;
+    while i < raw.len() {
+        match memchr::memchr(b'\\', &raw[i..]) {
+            None => {
+                out.extend_from_slice(&raw[i..]);
+                return true;
+            }
+            Some(p) => {
+                out.extend_from_slice(&raw[i..i + p]);
+                i += p + 1;
+                let Some(&c) = raw.get(i) else {
+                    return false;
+                };
+                i += 1;
+                let ch = match c {
+                    b'"' => b'"',
+                    b'\\' => b'\\',
+                    b'/' => b'/',
+                    b'b' => 8,
+                    b'f' => 12,
+                    b'n' => b'\n',
+                    b'r' => b'\r',
+                    b't' => b'\t',
+                    b'u' => {
+                        let Some(cp) = hex4(raw.get(i..i + 4)) else {
+                            return false;
+                        };
+                        i += 4;
+                        let mut code = cp;
+                        if (0xD800..0xDC00).contains(&cp) {
+                            if raw.get(i..i + 2) == Some(b"\\u") {
+                                if let Some(lo) = hex4(raw.get(i + 2..i + 6)) {
+                                    if (0xDC00..0xE000).contains(&lo) {
+                                        code = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                                        i += 6;
+                                    }
+                                }
+                            }
+                        }
+                        let c = char::from_u32(code).unwrap_or('\u{FFFD}');
+                        let mut tmp = [0u8; 4];
+                        out.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+                        continue;
+                    }
+                    _ => return false,
+                };
+                out.push(ch);
+            }
+        }
+    }
+    true
+}
+
+fn hex4(b: Option<&[u8]>) -> Option<u32> {
+    let b = b?;
+    let s = std::str::from_utf8(b).ok()?;
+    u32::from_str_radix(s, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_escaping_round_trips_through_serde_json() {
+        let cases: &[&[u8]] = &[
+            b"plain",
+            b"q\"uote",
+            b"back\\slash",
+            b"nl\ntab\t",
+            b"\x01\x1f",
+            "é😀".as_bytes(),
+        ];
+        for c in cases {
+            let mut out = Vec::new();
+            write_json_str(c, &mut out);
+            let back: String = serde_json::from_slice(&out).unwrap();
+            assert_eq!(back.as_bytes(), *c);
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_becomes_replacement_char() {
+        let mut out = Vec::new();
+        write_json_str(b"a\xffb", &mut out);
+        let back: String = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back, "a\u{FFFD}b");
+    }
+
+    #[test]
+    fn unescape_handles_surrogates() {
+        let mut out = Vec::new();
+        assert!(unescape_json_str(br#"x\n\u00e9\ud83d\ude00"#, &mut out));
+        assert_eq!(out, "x\né😀".as_bytes());
+        assert!(!unescape_json_str(br#"\q"#, &mut Vec::new()));
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_i64(b"-42"), Some(-42));
+        assert_eq!(parse_i64(b"4.2"), None);
+        assert_eq!(parse_f64(b"4.25e1"), Some(42.5));
+    }
+}

@@ -1,0 +1,13 @@
+//! Transforms: the operators a pipeline chains between sources and sinks.
+//!
+//! Each transform is a config struct (serde, unknown keys rejected) with a `build()` that
+//! returns a [`sluice_engine::pipeline::Transform`]: one `process(batch, out)` call per batch.
+//! Named outputs are ports: port 0 is the main output, the others are listed by
+//! `named_outputs()` in order (`dropped` is port 1 wherever it exists).
+
+pub mod fields;
+pub mod filter;
+pub mod parse;
+
+/// Port of the `dropped` output of transforms that have one.
+pub const PORT_DROPPED: u8 = 1;
