@@ -1142,7 +1142,7 @@ fn int_double_cmp(i: i64, f: f64) -> Option<Ordering> {
 
 fn f64_to_i64(f: f64) -> R<i64> {
     const TWO_63: f64 = 9_223_372_036_854_775_808.0;
-    if f.is_nan() || f >= TWO_63 || f < -TWO_63 {
+    if !(-TWO_63..TWO_63).contains(&f) {
         return Err(Fault);
     }
     Ok(f.trunc() as i64)
@@ -1556,11 +1556,11 @@ mod tests {
         assert_eq!(int_double_cmp(-1, -1.5), Some(Ordering::Greater));
         assert_eq!(int_double_cmp(-2, -1.5), Some(Ordering::Less));
         assert_eq!(
-            int_double_cmp(i64::MAX, 9.223372036854775807e18),
+            int_double_cmp(i64::MAX, i64::MAX as f64),
             Some(Ordering::Less)
         );
         assert_eq!(
-            int_double_cmp(i64::MIN, -9.223372036854775808e18),
+            int_double_cmp(i64::MIN, i64::MIN as f64),
             Some(Ordering::Equal)
         );
         assert_eq!(int_double_cmp(0, f64::NAN), None);

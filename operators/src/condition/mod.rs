@@ -2,8 +2,8 @@
 //! once into a tree evaluator over a batch's events.
 //!
 //! This module owns the public API ([`Condition`], [`ConditionError`]) and the documented
-//! semantics below; [`lexer`] turns text into tokens, [`parser`] builds the syntax tree
-//! (precedence climbing), and [`eval`] compiles the tree (field paths parsed, regexes compiled,
+//! semantics below; `lexer` turns text into tokens, `parser` builds the syntax tree
+//! (precedence climbing), and `eval` compiles the tree (field paths parsed, regexes compiled,
 //! literal lists built) and evaluates it.
 //!
 //! # Syntax
@@ -64,9 +64,9 @@
 //! building strings (`+`, `string()`, `lowerAscii()` of a string with upper case), non-literal
 //! lists and JSON fragments held verbatim in the overlay.
 
-pub mod eval;
-pub mod lexer;
-pub mod parser;
+mod eval;
+mod lexer;
+mod parser;
 
 use sluice_engine::{Batch, Event, FieldPath};
 
@@ -675,6 +675,50 @@ mod tests {
         assert_eq!(kept, vec![true, false, true, true]);
     }
 
+    #[test]
+    fn agrees_with_the_json_parser_tape() {
+        let lines = [
+            EV.replace('\n', " "),
+            r#"{"msg": "caf\u00e9 \"q\"", "a": {"b\u0021": [1, {"c": -2.5e0}]}, "n": null}"#
+                .to_string(),
+        ];
+        let text = lines.join("\n");
+        let mut parsed = Batch::from_lines(Bytes::from(text.into_bytes()), 0);
+        let mut rejected = Vec::new();
+        assert_eq!(
+            crate::parsers::json::parse_batch(&mut parsed, &mut rejected),
+            2
+        );
+        let line_refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let built = json_batch(&line_refs);
+        for src in [
+            "level == 'error' && http.status >= 500",
+            "'prod' in tags && size(tags) == 3 && tags == ['a', 'b', 'prod']",
+            "labels['app.kubernetes.io/name'] == 'api'",
+            "quoted == 'say \"hi\"\\n'",
+            "msg == 'café \"q\"'",
+            "msg.contains('é') && size(msg) == 8",
+            "a['b!'][1].c == -2.5 && a['b!'][0] == 1.0",
+            "size(a) == 1 && 'b!' in a",
+            "has(n) && n == null && !has(m)",
+            "items[1].name == 'y' && nested.a[1] == [2, 3]",
+            "user.name.matches('^Zo.$')",
+        ] {
+            let c = Condition::compile(src).unwrap();
+            for i in 0..2 {
+                assert_eq!(
+                    c.matches(&parsed, &parsed.events[i]),
+                    c.matches(&built, &built.events[i]),
+                    "{src} on event {i}"
+                );
+            }
+            assert!(
+                (0..2).any(|i| c.matches(&parsed, &parsed.events[i])),
+                "{src} matched nothing"
+            );
+        }
+    }
+
     // -- compile-time API -------------------------------------------------------------------
 
     #[test]
@@ -994,46 +1038,5 @@ mod tests {
                 }
             }
         }
-    }
-}
-#[cfg(test)]
-mod probe_tmp {
-    #[test]
-    fn probe_stack() {
-        let Ok(spec) = std::env::var("PROBE") else {
-            return;
-        };
-        let (kind, n) = spec.split_once(':').unwrap();
-        let n: usize = n.parse().unwrap();
-        let kind = kind.to_string();
-        std::thread::Builder::new()
-            .stack_size(std::env::var("PROBE_STACK").map_or(2 << 20, |v| v.parse().unwrap()))
-            .spawn(move || {
-                let src = match kind.as_str() {
-                    "paren" => format!("{}a{}", "(".repeat(n), ")".repeat(n)),
-                    "not" => format!("{}ok{}", "!(".repeat(n), ")".repeat(n)),
-                    "sum" => vec!["1"; n].join(" + ") + " == 1",
-                    _ => panic!(),
-                };
-                eprintln!(
-                    "sizes node={} val={} expr={}",
-                    std::mem::size_of::<super::eval::Node>(),
-                    std::mem::size_of::<super::eval::Val>(),
-                    std::mem::size_of::<super::parser::Expr>()
-                );
-                let ast = super::parser::parse(&src);
-                eprintln!("parsed {}", ast.is_ok());
-                let r = super::Condition::compile(&src);
-                eprintln!("compiled");
-                if let Ok(c) = r {
-                    let b = sluice_engine::Batch::from_lines(bytes::Bytes::from_static(b"x"), 0);
-                    eprintln!("result {}", c.matches(&b, &b.events[0]));
-                } else {
-                    eprintln!("err {:?}", r.err());
-                }
-            })
-            .unwrap()
-            .join()
-            .unwrap();
     }
 }

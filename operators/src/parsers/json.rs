@@ -92,6 +92,9 @@ pub mod reason {
 /// in `batch.events` is pushed to `rejected` together with a static reason.
 /// Returns the number of events parsed. Never panics, never allocates per event (only the
 /// table grows; reserve once per batch from the byte length).
+///
+/// Events already in `Json` form are skipped. New nodes are appended after any the table
+/// already holds.
 pub fn parse_batch(batch: &mut Batch, rejected: &mut Vec<(usize, &'static str)>) -> usize {
     let mut events = std::mem::take(&mut batch.events);
     let mut table = std::mem::take(&mut batch.fields);
@@ -171,22 +174,24 @@ fn skip_ws(s: &[u8], mut i: usize) -> usize {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// High bit set in each byte of `w` that is `"`, `\` or below 0x20. Bytes above a flagged
-/// byte may be flagged spuriously (borrows), but the lowest flagged byte is always exact.
+/// SWAR over 8 bytes: the high bit of each byte of `w` that is `"`, `\` or below 0x20, and
+/// of each byte that is `"`. Bytes above a flagged byte may be flagged spuriously (borrows),
+/// but the lowest flagged byte is always exact, in both masks.
 #[inline(always)]
-fn special_bytes(w: u64) -> u64 {
+fn special_bytes(w: u64) -> (u64, u64) {
     let q = w ^ (ONES * b'"' as u64);
     let b = w ^ (ONES * b'\\' as u64);
-    let quote = q.wrapping_sub(ONES) & !q;
+    let quote = q.wrapping_sub(ONES) & !q & HIGHS;
     let backslash = b.wrapping_sub(ONES) & !b;
     let control = w.wrapping_sub(ONES * 0x20) & !w;
-    (quote | backslash | control) & HIGHS
+    (quote | ((backslash | control) & HIGHS), quote)
 }
 
-/// Bit `k` set when byte `k` of the 16-byte `chunk` is `"`, `\\` or below 0x20.
+/// SSE2 over 16 bytes: bit `k` set when byte `k` of `chunk` is `"`, `\` or below 0x20; and
+/// the same for `"` alone.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn special_mask16(chunk: &[u8]) -> u32 {
+fn special_mask16(chunk: &[u8]) -> (u32, u32) {
     use std::arch::x86_64::*;
     assert!(chunk.len() >= 16);
     // SAFETY: SSE2 is part of the x86_64 baseline, and the unaligned load reads 16 bytes
@@ -196,7 +201,11 @@ fn special_mask16(chunk: &[u8]) -> u32 {
         let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
         let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
         let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
-        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
+        let special = _mm_or_si128(_mm_or_si128(quote, backslash), control);
+        (
+            _mm_movemask_epi8(special) as u32,
+            _mm_movemask_epi8(quote) as u32,
+        )
     }
 }
 
@@ -206,27 +215,34 @@ fn special_mask16(chunk: &[u8]) -> u32 {
 fn scan_string(s: &[u8], mut i: usize) -> Result<(usize, bool), &'static str> {
     let mut escaped = false;
     loop {
-        // Find the next quote, backslash or control byte.
+        // Find the next quote, backslash or control byte. The block masks tell a closing
+        // quote apart without reading the byte again (the common way out).
         let c = loop {
             #[cfg(target_arch = "x86_64")]
             if let Some(chunk) = s.get(i..i + 16) {
-                let m = special_mask16(chunk);
+                let (m, quote) = special_mask16(chunk);
                 if m == 0 {
                     i += 16;
                     continue;
                 }
                 i += m.trailing_zeros() as usize;
+                if m & m.wrapping_neg() & quote != 0 {
+                    return Ok((i, escaped));
+                }
                 break s[i];
             }
             if let Some(chunk) = s.get(i..i + 8) {
                 let mut w = [0u8; 8];
                 w.copy_from_slice(chunk);
-                let m = special_bytes(u64::from_le_bytes(w));
+                let (m, quote) = special_bytes(u64::from_le_bytes(w));
                 if m == 0 {
                     i += 8;
                     continue;
                 }
                 i += (m.trailing_zeros() / 8) as usize;
+                if m & m.wrapping_neg() & quote != 0 {
+                    return Ok((i, escaped));
+                }
                 break s[i];
             }
             match s.get(i) {
@@ -1211,6 +1227,15 @@ mod tests {
             // serde_json's own reading of the text (its float parsing is not exact).
             prop_assert_eq!(tape, serde_json::from_slice::<Value>(&text).unwrap());
         }
+
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 2048,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
 
         #[test]
         fn arbitrary_bytes_never_panic_and_agree_with_serde(text in arb_jsonish()) {
