@@ -80,10 +80,12 @@ fn kp(parts: &[&str]) -> Vec<String> {
 pub fn check(config: &Config, root: &toml::Table, rep: &mut Reporter) {
     // IDs must be unique across sections.
     let mut seen: HashMap<&str, &str> = HashMap::new();
+    let mut duplicated: Vec<&str> = Vec::new();
     for section in ["sources", "transforms", "sinks"] {
         if let Some(t) = root.get(section).and_then(|v| v.as_table()) {
             for id in t.keys() {
                 if let Some(first) = seen.insert(id, section) {
+                    duplicated.push(id);
                     rep.at(
                         &kp(&[section, id]),
                         format!(
@@ -95,19 +97,21 @@ pub fn check(config: &Config, root: &toml::Table, rep: &mut Reporter) {
         }
     }
     let all_ids: Vec<&str> = seen.keys().copied().collect();
-    let consumers: Vec<(&str, &str, &Vec<String>)> = config
-        .transforms
-        .iter()
-        .map(|t| ("transforms", t.id.as_str(), &t.inputs))
-        .chain(
-            config
-                .sinks
-                .iter()
-                .map(|s| ("sinks", s.id.as_str(), &s.inputs)),
-        )
-        .collect();
-    for (section, id, inputs) in &consumers {
-        for (i, input) in inputs.iter().enumerate() {
+    // The inputs of every transform and sink in the file (indexed as there), also of those
+    // that failed their own checks, so that all the errors of a file show at once.
+    let consumers = ["transforms", "sinks"].into_iter().flat_map(|section| {
+        let table = root.get(section).and_then(|v| v.as_table());
+        table
+            .into_iter()
+            .flatten()
+            .map(move |(id, c)| (section, id.as_str(), c))
+    });
+    for (section, id, c) in consumers {
+        let inputs = c.get("inputs").and_then(|v| v.as_array());
+        for (i, input) in inputs.into_iter().flatten().enumerate() {
+            let Some(input) = input.as_str() else {
+                continue;
+            };
             if let Err(m) = resolve(config, input) {
                 // A component that failed its own checks still exists: don't report twice.
                 let base = input.split('.').next().unwrap_or(input);
@@ -119,7 +123,11 @@ pub fn check(config: &Config, root: &toml::Table, rep: &mut Reporter) {
                     rep.at(&kp(&[section, id, "inputs", &i.to_string()]), m);
                 }
             }
-            if input.split('.').next() == Some(*id) {
+            // (A sink reading itself is already "a sink"; a duplicated ID is reported above.)
+            if section == "transforms"
+                && input.split('.').next() == Some(id)
+                && !duplicated.contains(&id)
+            {
                 rep.at(
                     &kp(&[section, id, "inputs", &i.to_string()]),
                     format!("`{id}` reads its own output"),

@@ -47,6 +47,14 @@ pub struct RingPlan {
     pub capacity: usize,
 }
 
+/// A run of components called one after the other on a shard.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    /// What feeds the first component (sources, `ID` or `ID.NAME` outputs).
+    pub inputs: Vec<String>,
+    pub nodes: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub shards: usize,
@@ -59,7 +67,7 @@ pub struct Plan {
     /// For each source, the nodes that read it.
     pub source_outputs: Vec<Vec<u16>>,
     /// Runs of components fused into one call chain, for display.
-    pub chains: Vec<Vec<String>>,
+    pub chains: Vec<Chain>,
     pub rings: Vec<RingPlan>,
     pub threads: Vec<(String, String)>,
     /// Shard-to-shard rings exist (some source spreads).
@@ -185,33 +193,53 @@ pub fn build(config: &Config, cores: Vec<Option<usize>>) -> Plan {
             }
         }
     }
-    // Fused chains for display: follow single-consumer main outputs.
-    let mut chains = Vec::new();
-    let mut in_degree: HashMap<u16, usize> = HashMap::new();
-    for outs in source_outputs
-        .iter()
-        .flatten()
-        .chain(nodes.iter().flat_map(|n| n.outputs.iter().flatten()))
-    {
-        *in_degree.entry(*outs).or_default() += 1;
+    // Fused chains for display: follow main outputs into nodes that read nothing else.
+    let mut upstreams: HashMap<u16, Vec<String>> = HashMap::new();
+    for (si, outs) in source_outputs.iter().enumerate() {
+        for o in outs {
+            upstreams
+                .entry(*o)
+                .or_default()
+                .push(sources[si].id.clone());
+        }
     }
+    for n in &nodes {
+        for (port, outs) in n.outputs.iter().enumerate() {
+            let name = match port {
+                0 => n.id.clone(),
+                p => {
+                    let t = config
+                        .transforms
+                        .iter()
+                        .find(|t| t.id == n.id)
+                        .expect("transform");
+                    format!("{}.{}", n.id, t.kind.named_outputs()[p - 1])
+                }
+            };
+            for o in outs {
+                upstreams.entry(*o).or_default().push(name.clone());
+            }
+        }
+    }
+    let mut chains = Vec::new();
     let mut covered = vec![false; nodes.len()];
     for start in 0..nodes.len() {
         if covered[start] {
             continue;
         }
-        let mut chain = vec![nodes[start].id.clone()];
+        let mut chain = Chain {
+            inputs: upstreams.get(&(start as u16)).cloned().unwrap_or_default(),
+            nodes: vec![nodes[start].id.clone()],
+        };
         covered[start] = true;
         let mut cur = start;
-        loop {
-            let n = &nodes[cur];
-            let outs: Vec<u16> = n.outputs.iter().flatten().copied().collect();
-            if outs.len() != 1 || in_degree.get(&outs[0]) != Some(&1) || covered[outs[0] as usize] {
-                break;
-            }
-            cur = outs[0] as usize;
+        while let Some(&next) = nodes[cur].outputs.first().and_then(|main| {
+            main.iter()
+                .find(|c| !covered[**c as usize] && upstreams.get(c).is_some_and(|u| u.len() == 1))
+        }) {
+            cur = next as usize;
             covered[cur] = true;
-            chain.push(nodes[cur].id.clone());
+            chain.nodes.push(nodes[cur].id.clone());
         }
         chains.push(chain);
     }
@@ -250,7 +278,14 @@ pub fn build(config: &Config, cores: Vec<Option<usize>>) -> Plan {
     for s in config.sinks.iter().filter(|s| s.kind.has_writer_thread()) {
         let what = match &s.kind {
             SinkKind::File(f) => format!("file sink: writes {}", f.path),
-            SinkKind::Console(_) => "console sink: writes standard output".into(),
+            SinkKind::Console(c) => match c.stream {
+                sluice_connectors::sinks::console::Stream::Stdout => {
+                    "console sink: writes standard output".into()
+                }
+                sluice_connectors::sinks::console::Stream::Stderr => {
+                    "console sink: writes standard error".into()
+                }
+            },
             SinkKind::Blackhole(_) => unreachable!(),
         };
         threads.push((format!("{} writer", s.id), what));
@@ -327,6 +362,7 @@ impl Plan {
             }
             for chain in &self.chains {
                 let shown: Vec<String> = chain
+                    .nodes
                     .iter()
                     .map(|id| {
                         let n = self.nodes.iter().find(|n| &n.id == id).expect("node");
@@ -339,7 +375,12 @@ impl Plan {
                         what
                     })
                     .collect();
-                let _ = writeln!(o, "  fused   {}", shown.join(" → "));
+                let _ = writeln!(
+                    o,
+                    "  fused   [{}] → {}",
+                    chain.inputs.join(", "),
+                    shown.join(" → ")
+                );
             }
             o.push('\n');
         }

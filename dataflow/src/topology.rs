@@ -161,7 +161,7 @@ pub fn run(
     let mut inbound: Vec<Vec<RingRx<Envelope>>> = (0..shards).map(|_| Vec::new()).collect();
     let mut peers: Vec<Vec<RingTx<Envelope>>> = (0..shards).map(|_| Vec::new()).collect();
     if plan.mesh {
-        for from in 0..shards {
+        for (from, out) in peers.iter_mut().enumerate() {
             for (to, inb) in inbound.iter_mut().enumerate() {
                 if from != to {
                     let (tx, rx) = ring::ring(
@@ -170,7 +170,7 @@ pub fn run(
                         Doorbell::new(),
                         Arc::default(),
                     );
-                    peers[from].push(tx);
+                    out.push(tx);
                     inb.push(rx);
                 }
             }

@@ -23,6 +23,8 @@ pub trait Transform: Send {
 /// The shard-side end of a sink.
 pub trait ShardSink: Send {
     /// Takes a batch, or hands it back when it cannot take it now.
+    // Handing the batch back by value is the point (no allocation on the blocked path).
+    #[allow(clippy::result_large_err)]
     fn consume(&mut self, batch: Batch) -> Result<(), Batch>;
     /// Called when the shard is idle and before it stops.
     fn flush(&mut self) {}

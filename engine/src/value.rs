@@ -378,14 +378,12 @@ pub fn unescape_json_str(raw: &[u8], out: &mut Vec<u8>) -> bool {
                         };
                         i += 4;
                         let mut code = cp;
-                        if (0xD800..0xDC00).contains(&cp) {
-                            if raw.get(i..i + 2) == Some(b"\\u") {
-                                if let Some(lo) = hex4(raw.get(i + 2..i + 6)) {
-                                    if (0xDC00..0xE000).contains(&lo) {
-                                        code = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                                        i += 6;
-                                    }
-                                }
+                        let low =
+                            hex4(raw.get(i + 2..i + 6)).filter(|lo| (0xDC00..0xE000).contains(lo));
+                        if (0xD800..0xDC00).contains(&cp) && raw.get(i..i + 2) == Some(b"\\u") {
+                            if let Some(lo) = low {
+                                code = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                                i += 6;
                             }
                         }
                         let c = char::from_u32(code).unwrap_or('\u{FFFD}');

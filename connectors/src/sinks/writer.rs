@@ -89,6 +89,9 @@ pub trait ChunkWriter: Send {
     fn flush(&mut self) {}
 }
 
+/// The body of a writer thread, started by the topology.
+pub type WriterThread = Box<dyn FnOnce() + Send>;
+
 /// Builds the shard stubs and the writer thread of a sink.
 pub fn build(
     shards: usize,
@@ -97,7 +100,7 @@ pub fn build(
     metrics: Arc<ComponentMetrics>,
     lifecycle: Arc<Lifecycle>,
     mut writer: Box<dyn ChunkWriter>,
-) -> (Vec<Box<dyn ShardSink>>, Box<dyn FnOnce() + Send>) {
+) -> (Vec<Box<dyn ShardSink>>, WriterThread) {
     let bell = Doorbell::new();
     let mut parts: Vec<Box<dyn ShardSink>> = Vec::new();
     let mut rxs: Vec<RingRx<Chunk>> = Vec::new();

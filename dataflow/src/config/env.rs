@@ -13,9 +13,9 @@ pub fn substitute(
         while let Some(pos) = rest.find('$') {
             out.push_str(&rest[..pos]);
             let after = &rest[pos..];
-            if after.starts_with("$${") {
+            if let Some(r) = after.strip_prefix("$${") {
                 out.push_str("${");
-                rest = &after[3..];
+                rest = r;
                 continue;
             }
             if !after.starts_with("${") {

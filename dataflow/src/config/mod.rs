@@ -344,16 +344,75 @@ impl Reporter<'_> {
                 | serde_path_to_error::Segment::Unknown => {}
             }
         }
-        let msg = e.inner().message().trim().to_string();
-        // serde names an unknown key only in the message; point at the key itself.
-        if let Some(name) = msg
-            .strip_prefix("unknown field `")
+        let msg = toml_words(e.inner().message().trim());
+        // Name an unknown or missing key in the key path (the path may already end with it);
+        // a missing key is located at its table.
+        if let Some(name) = ["unknown field `", "missing field `"]
+            .iter()
+            .find_map(|p| msg.strip_prefix(p))
             .and_then(|r| r.split('`').next())
         {
-            key.push(name.to_string());
+            if key.last().map(String::as_str) != Some(name) {
+                key.push(name.to_string());
+            }
         }
         self.at(&key, msg);
     }
+
+    /// Deserializes a section or component, reporting every bad key rather than only the
+    /// first: after an error under a key, that key is set aside and the rest checked again.
+    fn typed<T: serde::de::DeserializeOwned>(
+        &mut self,
+        base: &[String],
+        value: &toml::Value,
+    ) -> Option<T> {
+        let mut value = value.clone();
+        let mut set_aside = Vec::new();
+        loop {
+            let e = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+                Ok(v) => return set_aside.is_empty().then_some(v),
+                Err(e) => e,
+            };
+            let missing = e
+                .inner()
+                .message()
+                .strip_prefix("missing field `")
+                .and_then(|r| r.split('`').next());
+            if missing.is_some_and(|m| set_aside.iter().any(|k| k == m)) {
+                // A required key that was set aside: its error is reported already.
+                return None;
+            }
+            let top = e.path().iter().find_map(|seg| match seg {
+                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                _ => None,
+            });
+            self.serde(base, e);
+            match top {
+                Some(k) if value.as_table_mut().and_then(|t| t.remove(&k)).is_some() => {
+                    set_aside.push(k)
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Says a serde message in TOML's words: "expected an array", not "expected a sequence".
+fn toml_words(msg: &str) -> String {
+    let msg = match msg.find(", expected struct ") {
+        Some(i) => format!("{}, expected a table", &msg[..i]),
+        None => msg.to_string(),
+    };
+    [
+        ("expected a sequence", "expected an array"),
+        ("expected a map", "expected a table"),
+        ("expected usize", "expected a whole number"),
+        ("expected u64", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected f64", "expected a number"),
+    ]
+    .iter()
+    .fold(msg, |m, (from, to)| m.replace(from, to))
 }
 
 fn k(parts: &[&str]) -> Vec<String> {
@@ -397,7 +456,11 @@ pub fn load_str(
             return Err(ConfigErrors(vec![err(
                 pos.map(|p| p.0),
                 pos.map(|p| p.1),
-                format!("invalid TOML: {}", e.message().trim()),
+                // One line per error: toml puts "expected ..." on a line of its own.
+                format!(
+                    "invalid TOML: {}",
+                    e.message().trim().lines().collect::<Vec<_>>().join(": ")
+                ),
             )]));
         }
     };
@@ -418,8 +481,8 @@ pub fn load_str(
     }
     let engine = match root.get("engine") {
         None => EngineConfig::default(),
-        Some(v) => match serde_path_to_error::deserialize::<_, EngineConfig>(v.clone()) {
-            Ok(e) => {
+        Some(v) => match rep.typed::<EngineConfig>(&k(&["engine"]), v) {
+            Some(e) => {
                 if e.batch_size == 0 || e.batch_size > 65536 {
                     rep.at(&k(&["engine", "batch_size"]), "must be between 1 and 65536");
                 }
@@ -428,21 +491,14 @@ pub fn load_str(
                 }
                 e
             }
-            Err(e) => {
-                rep.serde(&k(&["engine"]), e);
-                EngineConfig::default()
-            }
+            None => EngineConfig::default(),
         },
     };
     let api = match root.get("api") {
         None => None,
-        Some(v) => match serde_path_to_error::deserialize::<_, ApiConfig>(v.clone()) {
-            Ok(a) => a.enabled.then_some(a),
-            Err(e) => {
-                rep.serde(&k(&["api"]), e);
-                None
-            }
-        },
+        Some(v) => rep
+            .typed::<ApiConfig>(&k(&["api"]), v)
+            .and_then(|a| a.enabled.then_some(a)),
     };
     let mut sources = Vec::new();
     let mut transforms = Vec::new();
@@ -569,17 +625,11 @@ pub fn load_str(
             let value = toml::Value::Table(opts);
             macro_rules! typed {
                 ($t:ty) => {
-                    match serde_path_to_error::deserialize::<_, $t>(value.clone()) {
-                        Ok(c) => Some(c),
-                        Err(e) => {
-                            rep.serde(&base, e);
-                            None
-                        }
-                    }
+                    rep.typed::<$t>(&base, &value)
                 };
             }
             let inputs = inputs.unwrap_or_default();
-            match (section, type_name.as_str()) {
+            let kind = match (section, type_name.as_str()) {
                 ("sources", "stdin") => typed!(StdinConfig).map(SourceKind::Stdin),
                 ("sources", "generator") => typed!(GeneratorConfig).map(SourceKind::Generator),
                 ("sources", "file") => typed!(FileConfig).and_then(|c| match c.validate() {
@@ -590,15 +640,15 @@ pub fn load_str(
                     }
                 }),
                 _ => None,
-            }
-            .map(|kind| {
+            };
+            if let Some(kind) = kind {
                 sources.push(SourceDef {
                     id: id.clone(),
                     type_name: type_name.clone(),
                     kind,
-                })
-            });
-            match (section, type_name.as_str()) {
+                });
+            }
+            let kind = match (section, type_name.as_str()) {
                 ("transforms", "parse") => typed!(ParseConfig).map(TransformKind::Parse),
                 ("transforms", "filter") => typed!(FilterConfig).and_then(|c| match c.compile() {
                     Ok(_) => Some(TransformKind::Filter(c)),
@@ -618,16 +668,16 @@ pub fn load_str(
                     }
                 }),
                 _ => None,
-            }
-            .map(|kind| {
+            };
+            if let Some(kind) = kind {
                 transforms.push(TransformDef {
                     id: id.clone(),
                     type_name: type_name.clone(),
                     inputs: inputs.clone(),
                     kind,
-                })
-            });
-            match (section, type_name.as_str()) {
+                });
+            }
+            let kind = match (section, type_name.as_str()) {
                 ("sinks", "blackhole") => typed!(BlackholeConfig).map(SinkKind::Blackhole),
                 ("sinks", "console") => typed!(ConsoleConfig).map(SinkKind::Console),
                 ("sinks", "file") => typed!(FileSinkConfig).and_then(|c| match c.validate() {
@@ -638,16 +688,16 @@ pub fn load_str(
                     }
                 }),
                 _ => None,
-            }
-            .map(|kind| {
+            };
+            if let Some(kind) = kind {
                 sinks.push(SinkDef {
                     id: id.clone(),
                     type_name: type_name.clone(),
                     inputs: inputs.clone(),
                     kind,
                     when_full,
-                })
-            });
+                });
+            }
         }
     }
     let config = Config {
@@ -658,8 +708,7 @@ pub fn load_str(
         transforms,
         sinks,
     };
-    let graph_errors = crate::graph::check(&config, &root, &mut rep);
-    let _ = graph_errors;
+    crate::graph::check(&config, &root, &mut rep);
     if rep.errors.is_empty() {
         Ok(config)
     } else {

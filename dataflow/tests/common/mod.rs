@@ -1,0 +1,166 @@
+//! Helpers for end-to-end tests that drive the real `sluice` binary: temp dirs, free ports,
+//! bench data from `../shared/bench/gen_logs.py`, a tiny HTTP GET, and process control.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn sluice() -> Command {
+    let bin =
+        std::env::var("SLUICE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sluice").to_string());
+    let mut c = Command::new(bin);
+    c.env("SLUICE_LOG", "info");
+    c
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// `../shared` beside the checkout (or `$SLUICE_SHARED`).
+pub fn shared_dir() -> PathBuf {
+    std::env::var("SLUICE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("../shared"))
+}
+
+/// Writes `lines` bench-generator lines of `format` to `path` (the real generator script).
+pub fn gen_logs(format: &str, lines: usize, seed: u64, path: &Path) {
+    let script = shared_dir().join("bench/gen_logs.py");
+    assert!(
+        script.exists(),
+        "the bench generator is missing: {} (set SLUICE_SHARED)",
+        script.display()
+    );
+    let out = std::fs::File::create(path).unwrap();
+    let status = Command::new("python3")
+        .arg(&script)
+        .args([
+            "--format",
+            format,
+            "--lines",
+            &lines.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .stdout(out)
+        .status()
+        .expect("python3 runs");
+    assert!(status.success());
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET a path; returns (status, body), or None if nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// The value of the first sample of `metric` whose labels contain `labels`.
+pub fn metric(text: &str, metric: &str, labels: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.starts_with(&format!("{metric}{{")) && l.contains(labels))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Polls `/metrics` until `metric{labels}` reaches `want` (or panics after `limit`).
+pub fn wait_metric(
+    child: &mut Child,
+    port: u16,
+    metric_name: &str,
+    labels: &str,
+    want: f64,
+    limit: Duration,
+) -> String {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("sluice exited early with {status}");
+        }
+        if let Some((200, body)) = http_get(port, "/metrics") {
+            if metric(&body, metric_name, labels).unwrap_or(0.0) >= want {
+                return body;
+            }
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{metric_name}{{{labels}}} did not reach {want} within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+pub fn wait_ready(child: &mut Child, port: u16, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("sluice exited early with {status}");
+        }
+        if let Some((200, _)) = http_get(port, "/ready") {
+            return;
+        }
+        assert!(start.elapsed() < limit, "not ready within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends SIGTERM and waits; returns the exit code.
+pub fn terminate(child: &mut Child, limit: Duration) -> i32 {
+    unsafe_kill(child.id(), 15);
+    wait_exit(child, limit)
+}
+
+pub fn wait_exit(child: &mut Child, limit: Duration) -> i32 {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("sluice did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn unsafe_kill(pid: u32, sig: i32) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Child {
+    let f = std::fs::File::create(log).unwrap();
+    cmd.stdout(Stdio::null())
+        .stderr(f)
+        .spawn()
+        .expect("sluice starts")
+}
