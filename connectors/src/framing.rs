@@ -49,8 +49,8 @@ impl LineFramer {
             }
         }
         let complete = match memchr::memrchr(b'\n', buf) {
+            _ if at_eof => buf.len(),
             Some(nl) => nl + 1,
-            None if at_eof => buf.len(),
             None => {
                 if buf.len() >= self.max_line_bytes {
                     // An over-long line with no end in sight: emit its head, skip the rest.

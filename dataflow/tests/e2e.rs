@@ -176,6 +176,8 @@ stream = "stderr"
     gen_logs("json", 5_000, 11, &input);
     let mut text = std::fs::read_to_string(&input).unwrap();
     text.push_str("this is not json\n{\"level\":\"error\",\"http\":{\"status\":503}\n");
+    // The last line has no newline: it must still arrive at end of input.
+    text.push_str("{\"level\":\"error\",\"http\":{\"status\":599},\"last\":true}");
     let expected: Vec<&str> = text
         .lines()
         .filter(|l| {
@@ -212,6 +214,7 @@ stream = "stderr"
     want.sort();
     assert!(!want.is_empty());
     assert_eq!(got, want);
+    assert!(stdout.contains("\"last\":true"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(r#"{"message":"this is not json","_meta":{"error":"invalid JSON:"#),

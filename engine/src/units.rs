@@ -81,10 +81,20 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_duration(&s)
-            .map(HumanDuration)
-            .map_err(serde::de::Error::custom)
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum R {
+            Str(String),
+            Other(serde::de::IgnoredAny),
+        }
+        match R::deserialize(d)? {
+            R::Str(s) => parse_duration(&s)
+                .map(HumanDuration)
+                .map_err(serde::de::Error::custom),
+            R::Other(_) => Err(serde::de::Error::custom(
+                "invalid duration: write it as a string with a unit, like \"250ms\", \"5s\" or \"7d\"",
+            )),
+        }
     }
 }
 
