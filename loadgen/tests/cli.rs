@@ -61,7 +61,7 @@ fn bad_arguments_are_explained() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown format `xml`"));
     let out = loadgen()
-        .args(["--rate", "-5", "--count", "1"])
+        .args(["--rate=-5", "--count", "1"])
         .output()
         .unwrap();
     assert!(!out.status.success());
