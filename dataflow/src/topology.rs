@@ -10,7 +10,7 @@ use crate::config::{Config, SinkKind, SourceKind, TransformKind};
 use crate::graph::Role;
 use crate::plan::{Placement, Plan};
 use sluice_connectors::sinks::SinkRuntime;
-use sluice_connectors::sources::SourceRuntime;
+use sluice_connectors::sources::{SourceRuntime, SourceShape};
 use sluice_engine::context::BuildCtx;
 use sluice_engine::metrics::{ComponentKind, Registry};
 use sluice_engine::pipeline::{Node, Operator, Pipeline, ShardSink, Transform};
@@ -73,11 +73,14 @@ pub fn run(
             SourceKind::Generator(c) => c.build(&ctx, cell.clone()),
             SourceKind::File(c) => c.build(&ctx, &s.id, cell.clone()),
         };
-        let instances = match &runtime {
-            SourceRuntime::Shards { parts, .. } => parts.len() as u64,
-            SourceRuntime::Thread(_) => 1,
+        let instances = match &runtime.shape {
+            SourceShape::Shards { parts, .. } => parts.len() as u64,
+            SourceShape::Thread(_) => 1,
         };
-        let handle = SourceHandle::new(i as u16, &s.id, metrics, instances);
+        let handle = match runtime.receiver.clone() {
+            Some(r) => SourceHandle::with_receiver(i as u16, &s.id, metrics, instances, r),
+            None => SourceHandle::new(i as u16, &s.id, metrics, instances),
+        };
         let _ = cell.set(handle.clone());
         built_sources.push(BuiltSource { handle, runtime });
     }
@@ -179,21 +182,20 @@ pub fn run(
     let mut shard_sources: Vec<Vec<Box<dyn ShardSource>>> =
         (0..shards).map(|_| Vec::new()).collect();
     let mut thread_sources = Vec::new();
+    let mut background = Vec::new();
     for (i, b) in built_sources.iter_mut().enumerate() {
-        let runtime = std::mem::replace(
-            &mut b.runtime,
-            SourceRuntime::Shards {
-                parts: Vec::new(),
-                spread: false,
-            },
-        );
-        match runtime {
-            SourceRuntime::Shards { parts, .. } => {
+        let runtime = std::mem::replace(&mut b.runtime, SourceRuntime::shards(Vec::new(), false));
+        if let Some(bg) = runtime.background {
+            let name = format!("sluice-src-{}-bg", config.sources[i].id);
+            background.push(std::thread::Builder::new().name(name).spawn(bg)?);
+        }
+        match runtime.shape {
+            SourceShape::Shards { parts, .. } => {
                 for (shard, p) in parts.into_iter().enumerate() {
                     shard_sources[shard % shards].push(p);
                 }
             }
-            SourceRuntime::Thread(f) => {
+            SourceShape::Thread(f) => {
                 let mut txs = Vec::new();
                 for inb in inbound.iter_mut() {
                     let (tx, rx) = ring::ring(
@@ -310,6 +312,10 @@ pub fn run(
         }
     }
     for t in threads {
+        let _ = t.join();
+    }
+    // Source helpers (checkpoint writers) write their last state once everything stopped.
+    for t in background {
         let _ = t.join();
     }
     for e in on_exit {

@@ -221,6 +221,13 @@ impl Batch {
 
     /// Reads a field from the parsed tape (or `message` of a raw line), ignoring the overlay.
     pub fn base_get<'a, S: AsRef<str>>(&'a self, ev: &Event, path: &[S]) -> Option<ValueRef<'a>> {
+        if path.len() == 2
+            && path[0].as_ref() == "_meta"
+            && path[1].as_ref() == "truncated"
+            && ev.flags & Event::TRUNCATED != 0
+        {
+            return Some(ValueRef::Bool(true));
+        }
         match ev.form {
             EventForm::Raw => {
                 if path.len() == 1 && path[0].as_ref() == "message" {

@@ -132,10 +132,14 @@ struct Extra {
 }
 
 /// All metrics of a running process.
+/// Renders series computed at scrape time (e.g. one per file).
+pub type Collector = Box<dyn Fn(&mut String) + Send + Sync>;
+
 #[derive(Default)]
 pub struct Registry {
     components: Mutex<Vec<Arc<ComponentMetrics>>>,
     extras: Mutex<Vec<Extra>>,
+    collectors: Mutex<Vec<Collector>>,
 }
 
 impl Registry {
@@ -186,6 +190,11 @@ impl Registry {
         let c = Arc::new(AtomicU64::new(0));
         self.push_extra(name, help, labels, ExtraValue::Counter(c.clone()));
         c
+    }
+
+    /// Adds series rendered at each scrape by `f` (it writes complete exposition lines).
+    pub fn collector(&self, f: Collector) {
+        self.collectors.lock().expect("metrics lock").push(f);
     }
 
     /// A gauge series `name{labels}`.
@@ -324,6 +333,10 @@ impl Registry {
                     let _ = writeln!(out, "{}{{{}}} {v}", e2.name, labels.join(","));
                 }
             }
+        }
+        drop(extras);
+        for c in self.collectors.lock().expect("metrics lock").iter() {
+            c(&mut out);
         }
         out
     }

@@ -131,6 +131,21 @@ impl ShardFile {
         Ok(r.len())
     }
 
+    /// `(device, inode, size)` of the open file (fstat).
+    pub fn stat(&self) -> io::Result<(u64, u64, u64)> {
+        use std::os::fd::AsRawFd;
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: fstat writes a full `stat` struct into the pointer on success; we read it
+        // only after checking the return value.
+        let rc = unsafe { libc::fstat(self.inner.as_raw_fd(), st.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fstat returned 0, so the struct is initialized.
+        let st = unsafe { st.assume_init() };
+        Ok((st.st_dev, st.st_ino, st.st_size as u64))
+    }
+
     pub async fn size(&self) -> io::Result<u64> {
         self.inner.file_size().await.map_err(io::Error::from)
     }

@@ -57,6 +57,11 @@ impl ShardCtx {
         &self.inner.lifecycle
     }
 
+    /// True while a sink holds back a batch.
+    pub fn is_blocked(&self) -> bool {
+        self.inner.pipeline.borrow().is_blocked()
+    }
+
     /// Waits while a sink holds back a batch (backpressure).
     pub async fn wait_unblocked(&self) {
         let mut backoff = 0;

@@ -234,7 +234,7 @@ fn default_true() -> bool {
 pub enum SourceKind {
     Stdin(StdinConfig),
     Generator(GeneratorConfig),
-    File(FileConfig),
+    File(Box<FileConfig>),
 }
 
 /// A transform's typed options.
@@ -633,9 +633,9 @@ pub fn load_str(
                 ("sources", "stdin") => typed!(StdinConfig).map(SourceKind::Stdin),
                 ("sources", "generator") => typed!(GeneratorConfig).map(SourceKind::Generator),
                 ("sources", "file") => typed!(FileConfig).and_then(|c| match c.validate() {
-                    Ok(()) => Some(SourceKind::File(c)),
-                    Err(m) => {
-                        rep.at(&[base.clone(), k(&["include"])].concat(), m);
+                    Ok(()) => Some(SourceKind::File(Box::new(c))),
+                    Err((key, m)) => {
+                        rep.at(&[base.clone(), k(&[key])].concat(), m);
                         None
                     }
                 }),

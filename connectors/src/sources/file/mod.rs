@@ -1,30 +1,33 @@
-//! `type = "file"`: reads files matched by globs on the shards, through io_uring.
+//! `type = "file"`: the tailer. Reads files matched by globs on the shards through io_uring,
+//! follows them as they grow, rotate (rename or copytruncate), shrink or disappear, and
+//! checkpoints per file identity the offset every sink acknowledged, so a restart (even after
+//! `kill -9`) resumes exactly there: at-least-once, only the unacknowledged tail repeats.
 //!
-//! Files are assigned to shards by a stable hash of their path; each shard reads its files
-//! in 1 MiB chunks, frames lines with memchr, and hands batches on as spans of the read
-//! buffer. By default (`spread = true`) the batches are dealt over all shards, so a single
-//! large file is parsed by every core. New files are found by re-globbing every
-//! `glob_interval`; growth is polled; a file that shrinks is read again from the start.
-//!
-//! Rotation-safe identities, checkpoints and inotify come with the tailer work (see
-//! `docs/` and the issue tracker); this part reads existing and growing files.
+//! - [`identity`]: device/inode plus a fingerprint of the first bytes.
+//! - [`checkpoint`]: the acknowledgement tracker and the atomic checkpoint file.
+//! - [`tail`]: the per-shard reader (discovery, inotify, reads, rotation, fairness).
+//! - [`multiline`]: grouping lines into events (Vector's modes and presets).
+
+pub mod checkpoint;
+pub mod identity;
+pub mod multiline;
+pub mod tail;
 
 use crate::framing::LineFramer;
-use crate::sources::SourceRuntime;
-use bytes::BytesMut;
+use crate::sources::{SourceRuntime, SourceShape};
+use multiline::{Aggregator, MultilineConfig};
 use serde::Deserialize;
 use sluice_engine::context::BuildCtx;
-use sluice_engine::runtime::{self, ShardFile};
-use sluice_engine::shard::{LocalFuture, ShardCtx, ShardSource};
+use sluice_engine::metrics::Registry;
+use sluice_engine::ring::WhenFull;
+use sluice_engine::shard::ShardSource;
 use sluice_engine::source::SourceHandle;
 use sluice_engine::units::{ByteSize, HumanDuration};
-use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Where to start in a file that exists when Sluice starts.
+/// Where to start in a file that exists when Sluice first sees it (no checkpoint).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ReadFrom {
@@ -42,16 +45,38 @@ pub struct FileConfig {
     /// Glob patterns of paths to leave alone.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// For files present at the first start without a checkpoint: `beginning` or `end`.
     #[serde(default)]
     pub read_from: ReadFrom,
-    /// Lines longer than this are cut to it, flagged and counted (default 100KiB).
+    /// Skip files not modified for this long.
+    pub ignore_older: Option<HumanDuration>,
+    /// Lines longer than this are cut to it, flagged `_meta.truncated` and counted.
     #[serde(default = "default_max_line")]
     pub max_line_bytes: ByteSize,
-    /// How often to look for new files (default 1s).
-    #[serde(default = "default_glob_interval")]
+    /// What ends a line (default `"\n"`; a `\r` before `\n` is stripped).
+    #[serde(default = "default_delimiter")]
+    pub line_delimiter: String,
+    /// Bytes at the start of a file that identify it (default 1KiB).
+    #[serde(default = "default_fingerprint")]
+    pub fingerprint_bytes: ByteSize,
+    /// Most descriptors held open; further files wait their turn.
+    #[serde(default = "default_max_open")]
+    pub max_open_files: usize,
+    /// How often acknowledged offsets are written to disk (and at shutdown).
+    #[serde(default = "default_interval")]
+    pub checkpoint_interval: HumanDuration,
+    /// How often to look for new files (inotify also triggers a look).
+    #[serde(default = "default_interval")]
     pub glob_interval: HumanDuration,
-    /// Deal batches over every shard (default true). With many files, `false` keeps each
-    /// file's events on the shard that read them.
+    /// How long a rotated-away or deleted file is kept open after its last new byte.
+    #[serde(default = "default_rotate_wait")]
+    pub rotate_wait: HumanDuration,
+    /// Group lines into events (stack traces): see `multiline`.
+    pub multiline: Option<MultilineConfig>,
+    /// When the pipeline is full: `block` (stop reading) or `drop_newest` (drop and count).
+    #[serde(default)]
+    pub when_full: WhenFull,
+    /// Deal batches over every shard (default true).
     #[serde(default = "default_true")]
     pub spread: bool,
 }
@@ -59,23 +84,135 @@ pub struct FileConfig {
 fn default_max_line() -> ByteSize {
     ByteSize(100 * 1024)
 }
-fn default_glob_interval() -> HumanDuration {
+fn default_delimiter() -> String {
+    "\n".into()
+}
+fn default_fingerprint() -> ByteSize {
+    ByteSize(1024)
+}
+fn default_max_open() -> usize {
+    1024
+}
+fn default_interval() -> HumanDuration {
     HumanDuration(Duration::from_secs(1))
+}
+fn default_rotate_wait() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5))
 }
 fn default_true() -> bool {
     true
 }
 
-const READ_CHUNK: usize = 1024 * 1024;
+/// Counters and gauges of one file source.
+pub struct FileMetrics {
+    pub files_watched: Arc<AtomicI64>,
+    pub files_open: Arc<AtomicI64>,
+    pub files_waiting: Arc<AtomicI64>,
+    pub discovered: Arc<AtomicU64>,
+    pub rotations: Arc<AtomicU64>,
+    pub truncations: Arc<AtomicU64>,
+    pub lines_truncated: Arc<AtomicU64>,
+    pub errors: Arc<AtomicU64>,
+}
+
+impl FileMetrics {
+    fn register(reg: &Registry, id: &str) -> FileMetrics {
+        let l = [("component", id)];
+        FileMetrics {
+            files_watched: reg.gauge("sluice_files_watched", "Files the file source follows.", &l),
+            files_open: reg.gauge("sluice_files_open", "Files the file source holds open.", &l),
+            files_waiting: reg.gauge(
+                "sluice_files_waiting",
+                "Files waiting for a descriptor (max_open_files).",
+                &l,
+            ),
+            discovered: reg.counter(
+                "sluice_files_discovered_total",
+                "Files the file source started reading.",
+                &l,
+            ),
+            rotations: reg.counter(
+                "sluice_file_rotations_total",
+                "Renames, rotations and deletions seen.",
+                &l,
+            ),
+            truncations: reg.counter(
+                "sluice_file_truncations_total",
+                "Files seen shrinking (read again from the start).",
+                &l,
+            ),
+            lines_truncated: reg.counter(
+                "sluice_file_lines_truncated_total",
+                "Lines cut at max_line_bytes.",
+                &l,
+            ),
+            errors: reg.counter(
+                "sluice_file_errors_total",
+                "Failed opens and reads (permissions, I/O errors).",
+                &l,
+            ),
+        }
+    }
+}
+
+/// What every shard's reader shares.
+pub struct FileSettings {
+    pub include: Vec<String>,
+    pub exclude: Vec<glob::Pattern>,
+    pub gz_included: bool,
+    pub read_from_end: bool,
+    pub ignore_older: Option<Duration>,
+    pub max_line_bytes: usize,
+    pub delimiter: Vec<u8>,
+    pub fingerprint_bytes: usize,
+    pub max_open_files: usize,
+    pub glob_interval: Duration,
+    pub rotate_wait: Duration,
+    pub multiline: Option<Aggregator>,
+    pub multiline_timeout: Duration,
+    pub batch_size: usize,
+    pub spread: bool,
+    pub drop_when_full: bool,
+    pub metrics: FileMetrics,
+}
+
+impl FileSettings {
+    pub fn new_framer(&self) -> LineFramer {
+        LineFramer::new(self.max_line_bytes, self.batch_size)
+            .with_delimiter(&self.delimiter)
+            .with_multiline(self.multiline.clone())
+    }
+}
 
 impl FileConfig {
-    /// Checks the globs; the error names the bad pattern.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the options; the error names the key.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.include.is_empty() {
-            return Err("`include` needs at least one glob".into());
+            return Err(("include", "needs at least one glob".into()));
         }
-        for p in self.include.iter().chain(&self.exclude) {
-            glob::Pattern::new(p).map_err(|e| format!("invalid glob `{p}`: {e}"))?;
+        for p in &self.include {
+            if !p.starts_with('/') {
+                return Err(("include", format!("`{p}` must be an absolute path")));
+            }
+            glob::Pattern::new(p).map_err(|e| ("include", format!("invalid glob `{p}`: {e}")))?;
+        }
+        for p in &self.exclude {
+            glob::Pattern::new(p).map_err(|e| ("exclude", format!("invalid glob `{p}`: {e}")))?;
+        }
+        if self.line_delimiter.is_empty() {
+            return Err(("line_delimiter", "must not be empty".into()));
+        }
+        if self.fingerprint_bytes.0 == 0 || self.fingerprint_bytes.0 > 1 << 20 {
+            return Err((
+                "fingerprint_bytes",
+                "must be between 1 byte and 1MiB".into(),
+            ));
+        }
+        if self.max_open_files == 0 {
+            return Err(("max_open_files", "must be at least 1".into()));
+        }
+        if let Some(m) = &self.multiline {
+            m.compile().map_err(|e| ("multiline", e))?;
         }
         Ok(())
     }
@@ -86,246 +223,91 @@ impl FileConfig {
         id: &str,
         handle: Arc<OnceLock<Arc<SourceHandle>>>,
     ) -> SourceRuntime {
-        let excludes: Arc<Vec<glob::Pattern>> = Arc::new(
-            self.exclude
+        let multiline = self.multiline.as_ref().and_then(|m| m.compile().ok());
+        let multiline_timeout = multiline
+            .as_ref()
+            .map_or(Duration::from_secs(1), |m| m.timeout());
+        let settings = Arc::new(FileSettings {
+            include: self.include.clone(),
+            exclude: self
+                .exclude
                 .iter()
                 .filter_map(|p| glob::Pattern::new(p).ok())
                 .collect(),
-        );
-        let reg = &ctx.registry;
-        let files_open = reg.gauge(
-            "sluice_files_open",
-            "Files the file source holds open.",
-            &[("component", id)],
-        );
-        let files_read = reg.counter(
-            "sluice_files_discovered_total",
-            "Files the file source found.",
-            &[("component", id)],
-        );
-        let truncations = reg.counter(
-            "sluice_file_truncations_total",
-            "Files seen shrinking (read again from the start).",
-            &[("component", id)],
-        );
-        let errors = reg.counter(
-            "sluice_file_errors_total",
-            "Files that could not be opened or read.",
-            &[("component", id)],
-        );
-        let started = Instant::now();
+            gz_included: self.include.iter().any(|p| p.ends_with(".gz")),
+            read_from_end: self.read_from == ReadFrom::End,
+            ignore_older: self.ignore_older.map(|d| d.0),
+            max_line_bytes: self.max_line_bytes.0 as usize,
+            delimiter: self.line_delimiter.as_bytes().to_vec(),
+            fingerprint_bytes: self.fingerprint_bytes.0 as usize,
+            max_open_files: self.max_open_files,
+            glob_interval: self.glob_interval.0,
+            rotate_wait: self.rotate_wait.0,
+            multiline,
+            multiline_timeout,
+            batch_size: ctx.batch_size,
+            spread: self.spread && ctx.shards > 1,
+            drop_when_full: self.when_full == WhenFull::DropNewest,
+            metrics: FileMetrics::register(&ctx.registry, id),
+        });
+        let path = checkpoint::path_for(&ctx.data_dir, id);
+        let tracker = Arc::new(checkpoint::Tracker::new(checkpoint::load(&path)));
         let parts = (0..ctx.shards)
             .map(|shard| {
-                Box::new(FilePart {
+                Box::new(tail::FilePart {
                     shard,
                     shards: ctx.shards,
-                    include: self.include.clone(),
-                    excludes: excludes.clone(),
-                    read_from: self.read_from,
-                    max_line: self.max_line_bytes.0 as usize,
-                    batch_size: ctx.batch_size,
-                    glob_interval: self.glob_interval.0,
-                    spread: self.spread,
+                    settings: settings.clone(),
                     handle: handle.clone(),
-                    files_open: files_open.clone(),
-                    files_discovered: files_read.clone(),
-                    truncations: truncations.clone(),
-                    errors: errors.clone(),
-                    started,
+                    tracker: tracker.clone(),
                 }) as Box<dyn ShardSource>
             })
             .collect();
-        SourceRuntime::Shards {
-            parts,
-            spread: self.spread,
-        }
-    }
-}
-
-/// Stable shard of a path (FNV-1a).
-pub fn shard_of(path: &Path, shards: usize) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in path.as_os_str().as_encoded_bytes() {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    (h % shards.max(1) as u64) as usize
-}
-
-struct FilePart {
-    shard: usize,
-    shards: usize,
-    include: Vec<String>,
-    excludes: Arc<Vec<glob::Pattern>>,
-    read_from: ReadFrom,
-    max_line: usize,
-    batch_size: usize,
-    glob_interval: Duration,
-    spread: bool,
-    handle: Arc<OnceLock<Arc<SourceHandle>>>,
-    files_open: Arc<AtomicI64>,
-    files_discovered: Arc<AtomicU64>,
-    truncations: Arc<AtomicU64>,
-    errors: Arc<AtomicU64>,
-    started: Instant,
-}
-
-struct Tailed {
-    file: ShardFile,
-    offset: u64,
-    buf: BytesMut,
-    framer: LineFramer,
-}
-
-impl FilePart {
-    fn discover(&self) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        for pattern in &self.include {
-            let Ok(paths) = glob::glob(pattern) else {
-                continue;
-            };
-            for p in paths.flatten() {
-                if self.excludes.iter().any(|x| x.matches_path(&p)) {
-                    continue;
-                }
-                if shard_of(&p, self.shards) != self.shard {
-                    continue;
-                }
-                if std::fs::metadata(&p).map(|m| m.is_file()).unwrap_or(false) {
-                    out.push(p);
-                }
+        // Checkpoint lag per file, computed at scrape time.
+        let lag_tracker = tracker.clone();
+        let lag_id = id.to_string();
+        ctx.registry.collector(Box::new(move |out: &mut String| {
+            use std::fmt::Write;
+            let _ = writeln!(out, "# HELP sluice_file_checkpoint_lag_bytes Bytes read but not yet acknowledged, per file.\n# TYPE sluice_file_checkpoint_lag_bytes gauge");
+            for (path, lag) in lag_tracker.lag() {
+                let p = path.display().to_string().replace('\\', "\\\\").replace('"', "\\\"");
+                let _ = writeln!(out, "sluice_file_checkpoint_lag_bytes{{component=\"{lag_id}\",file=\"{p}\"}} {lag}");
             }
-        }
-        out.sort();
-        out.dedup();
-        out
-    }
-}
-
-impl ShardSource for FilePart {
-    fn run(self: Box<Self>, ctx: ShardCtx) -> LocalFuture {
-        Box::pin(async move {
-            let handle = self
-                .handle
-                .get()
-                .expect("source handle set before start")
-                .clone();
-            let source = handle.index;
-            let mut files: HashMap<PathBuf, Tailed> = HashMap::new();
-            let mut failed: HashSet<PathBuf> = HashSet::new();
-            let mut last_glob: Option<Instant> = None;
-            let mut idle = 0u32;
-            let mut first_scan = true;
-            let truncated_lines = handle.metrics.dropped("truncated");
-            handle.mark_started();
-            let mut batches = Vec::new();
-            while !ctx.lifecycle().is_draining() {
-                if last_glob.is_none_or(|t| t.elapsed() >= self.glob_interval) {
-                    last_glob = Some(Instant::now());
-                    for path in self.discover() {
-                        if files.contains_key(&path) || failed.contains(&path) {
-                            continue;
-                        }
-                        match ShardFile::open(&path).await {
-                            Ok(file) => {
-                                let size = file.size().await.unwrap_or(0);
-                                let offset = if first_scan && self.read_from == ReadFrom::End {
-                                    size
-                                } else {
-                                    0
-                                };
-                                self.files_discovered.fetch_add(1, Ordering::Relaxed);
-                                self.files_open.fetch_add(1, Ordering::Relaxed);
-                                tracing::debug!(path = %path.display(), shard = self.shard, "watching file");
-                                files.insert(
-                                    path,
-                                    Tailed {
-                                        file,
-                                        offset,
-                                        buf: BytesMut::with_capacity(READ_CHUNK),
-                                        framer: LineFramer::new(self.max_line, self.batch_size),
-                                    },
-                                );
-                            }
-                            Err(e) => {
-                                self.errors.fetch_add(1, Ordering::Relaxed);
-                                tracing::warn!(path = %path.display(), error = %e, "cannot open file; skipping it");
-                                failed.insert(path);
-                            }
-                        }
-                    }
-                    first_scan = false;
-                }
-                let mut read_any = false;
-                for (path, t) in files.iter_mut() {
-                    let size = match t.file.size().await {
-                        Ok(s) => s,
-                        Err(_) => continue,
+        }));
+        let interval = self.checkpoint_interval.0;
+        let lifecycle = ctx.lifecycle.clone();
+        let writer_tracker = tracker.clone();
+        let background = Box::new(move || {
+            // Writes checkpoints every interval until the process stops, then once more.
+            let mut last = std::time::Instant::now();
+            loop {
+                let stopped = lifecycle.is_stopped();
+                if stopped || last.elapsed() >= interval {
+                    last = std::time::Instant::now();
+                    let snapshot = if stopped {
+                        Some(writer_tracker.snapshot())
+                    } else {
+                        writer_tracker.snapshot_if_dirty()
                     };
-                    if size < t.offset {
-                        tracing::info!(path = %path.display(), "file shrank; reading it again from the start");
-                        self.truncations.fetch_add(1, Ordering::Relaxed);
-                        t.offset = 0;
-                        t.buf.clear();
-                    }
-                    while t.offset < size && !ctx.lifecycle().is_draining() {
-                        if t.buf.capacity() - t.buf.len() < READ_CHUNK {
-                            t.buf.reserve(READ_CHUNK);
-                        }
-                        let want = READ_CHUNK.min((size - t.offset) as usize);
-                        let n = match t.file.read_at_into(t.offset, want, &mut t.buf).await {
-                            Ok(0) => break,
-                            Ok(n) => n,
-                            Err(e) => {
-                                self.errors.fetch_add(1, Ordering::Relaxed);
-                                tracing::warn!(path = %path.display(), error = %e, "read failed");
-                                break;
-                            }
-                        };
-                        t.offset += n as u64;
-                        read_any = true;
-                        let before = t.framer.truncated;
-                        t.framer
-                            .frame(&mut t.buf, false, source, &mut |b| batches.push(b));
-                        truncated_lines.fetch_add(t.framer.truncated - before, Ordering::Relaxed);
-                        for mut b in batches.drain(..) {
-                            handle.stamp(&mut b);
-                            ctx.emit(source, b, self.spread).await;
+                    if let Some(entries) = snapshot {
+                        if let Err(e) = checkpoint::store(&path, &entries) {
+                            tracing::error!(path = %path.display(), error = %e, "cannot write checkpoints");
                         }
                     }
                 }
-                if read_any {
-                    idle = 0;
-                } else {
-                    // Poll for growth: quickly at first, then every 100 ms.
-                    let wait = Duration::from_millis([1, 5, 20, 50, 100][(idle as usize).min(4)]);
-                    idle += 1;
-                    runtime::sleep(wait).await;
+                if stopped {
+                    break;
                 }
+                std::thread::sleep(Duration::from_millis(20).min(interval));
             }
-            let _ = self.started;
-            self.files_open
-                .fetch_sub(files.len() as i64, Ordering::Relaxed);
-            for (_, t) in files.drain() {
-                let _ = t.file.close().await;
-            }
-            handle.mark_finished();
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shard_assignment_is_stable_and_spread() {
-        let a = shard_of(Path::new("/var/log/a.log"), 4);
-        assert_eq!(a, shard_of(Path::new("/var/log/a.log"), 4));
-        let counts = (0..400).fold([0usize; 4], |mut c, i| {
-            c[shard_of(Path::new(&format!("/var/log/app-{i}.log")), 4)] += 1;
-            c
         });
-        assert!(counts.iter().all(|&n| n > 50), "{counts:?}");
+        SourceRuntime {
+            shape: SourceShape::Shards {
+                parts,
+                spread: self.spread && ctx.shards > 1,
+            },
+            receiver: Some(tracker),
+            background: Some(background),
+        }
     }
 }

@@ -57,10 +57,7 @@ impl GeneratorConfig {
                 }) as Box<dyn ShardSource>
             })
             .collect();
-        SourceRuntime::Shards {
-            parts,
-            spread: false,
-        }
+        SourceRuntime::shards(parts, false)
     }
 }
 

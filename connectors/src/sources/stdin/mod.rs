@@ -28,7 +28,7 @@ impl StdinConfig {
     pub fn build(&self, ctx: &BuildCtx) -> SourceRuntime {
         let max_line = self.max_line_bytes.0 as usize;
         let batch_size = ctx.batch_size;
-        SourceRuntime::Thread(Box::new(move |out| run(out, max_line, batch_size)))
+        SourceRuntime::thread(Box::new(move |out| run(out, max_line, batch_size)))
     }
 }
 
@@ -64,7 +64,7 @@ fn run(mut out: ConnectorOutput, max_line: usize, batch_size: usize) {
         let eof = n == 0;
         let mut failed = false;
         let before = framer.truncated;
-        framer.frame(&mut buf, eof, source, &mut |b| {
+        framer.frame(&mut buf, eof, source, &mut |b, _| {
             if !failed && out.send(b).is_err() {
                 failed = true;
             }
