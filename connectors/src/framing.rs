@@ -377,4 +377,62 @@ mod tests {
         assert_eq!(ends, vec![7]);
         assert_eq!(&buf[..], b"c");
     }
+
+    #[test]
+    fn multiline_events_stay_contiguous_across_reads() {
+        use crate::sources::file::multiline::{MultilineConfig, Preset};
+        let cfg = MultilineConfig {
+            preset: Some(Preset::Java),
+            start_pattern: None,
+            condition_pattern: None,
+            mode: None,
+            timeout: None,
+            max_lines: None,
+        };
+        let mut f = LineFramer::new(10_000, 10).with_multiline(Some(cfg.compile().unwrap()));
+        let text =
+            "INFO start\nERROR boom\njava.lang.IllegalStateException: x\n\tat a.B.c(B.java:1)\n";
+        let mut buf = BytesMut::from(text.as_bytes());
+        let (lines, ends) = run(&mut f, &mut buf, false);
+        // Each non-indented line starts an event, so `INFO start` and `ERROR boom` are
+        // complete; the exception and its first frame are still pending.
+        assert_eq!(lines, s(&["INFO start", "ERROR boom"]));
+        assert_eq!(ends, vec![22]);
+        assert!(f.has_pending());
+        // The second read continues the trace, then a new event starts.
+        buf.extend_from_slice(b"\tat d.E.f(E.java:2)\nCaused by: y\n\t... 3 more\nINFO next\n");
+        let (lines, _) = run(&mut f, &mut buf, false);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let trace = String::from_utf8(lines[0].clone()).unwrap();
+        assert!(trace.starts_with("java.lang.IllegalStateException: x\n\tat a.B.c"));
+        assert!(trace.ends_with("\t... 3 more"));
+        // At the end of input the pending `INFO next` is emitted.
+        let (lines, _) = run(&mut f, &mut buf, true);
+        assert_eq!(lines, s(&["INFO next"]));
+        assert!(buf.is_empty() && !f.has_pending());
+    }
+
+    #[test]
+    fn pending_multiline_event_flushes_on_timeout() {
+        use crate::sources::file::multiline::{Mode, MultilineConfig};
+        let cfg = MultilineConfig {
+            preset: None,
+            start_pattern: Some("^\\S".into()),
+            condition_pattern: Some("^\\s".into()),
+            mode: Some(Mode::ContinueThrough),
+            timeout: Some("10ms".into()),
+            max_lines: None,
+        };
+        let mut f = LineFramer::new(10_000, 10).with_multiline(Some(cfg.compile().unwrap()));
+        let mut buf = BytesMut::from(&b"head\n  cont\n"[..]);
+        let (lines, _) = run(&mut f, &mut buf, false);
+        assert!(lines.is_empty() && f.has_pending());
+        let mut got = Vec::new();
+        f.flush_pending(&mut buf, 0, &mut |b, end| {
+            got.extend(b.events.iter().map(|e| b.line(e).to_vec()));
+            assert_eq!(end, 12);
+        });
+        assert_eq!(got, s(&["head\n  cont"]));
+        assert!(buf.is_empty());
+    }
 }
