@@ -162,6 +162,8 @@ pub fn run(
 
     // Rings into the shards.
     let mut inbound: Vec<Vec<RingRx<Envelope>>> = (0..shards).map(|_| Vec::new()).collect();
+    // One doorbell per shard, rung by every producer of its inbound rings.
+    let bells: Vec<Arc<Doorbell>> = (0..shards).map(|_| Doorbell::new()).collect();
     let mut peers: Vec<Vec<RingTx<Envelope>>> = (0..shards).map(|_| Vec::new()).collect();
     if plan.mesh {
         for (from, out) in peers.iter_mut().enumerate() {
@@ -170,7 +172,7 @@ pub fn run(
                     let (tx, rx) = ring::ring(
                         config.engine.ring_capacity,
                         WhenFull::Block,
-                        Doorbell::new(),
+                        bells[to].clone(),
                         Arc::default(),
                     );
                     out.push(tx);
@@ -197,11 +199,11 @@ pub fn run(
             }
             SourceShape::Thread(f) => {
                 let mut txs = Vec::new();
-                for inb in inbound.iter_mut() {
+                for (to, inb) in inbound.iter_mut().enumerate() {
                     let (tx, rx) = ring::ring(
                         config.engine.ring_capacity,
                         WhenFull::Block,
-                        Doorbell::new(),
+                        bells[to].clone(),
                         b.handle.metrics.dropped("ring_full"),
                     );
                     txs.push(tx);
@@ -242,6 +244,7 @@ pub fn run(
             peers: prs,
             sources: srcs,
             lifecycle: lifecycle.clone(),
+            doorbell: bells[index].clone(),
         };
         let spec = ShardSpec {
             index,

@@ -407,7 +407,7 @@ fn plan_and_graph() {
         "fused   [in] → parse(parse) → problems(filter) → out(console: encode → ring)",
         "fused   [parse.dropped] → bad_lines(console: encode → ring)",
         "in reader",
-        "in reader thread → each shard: 2 ring(s) × 64",
+        "in reader thread → each shard: 2 ring(s) × 16",
         "each shard → out writer thread: 2 ring(s) × 8",
         "each shard → bad_lines writer thread: 2 ring(s) × 8",
     ] {

@@ -22,11 +22,12 @@ pub enum WhenFull {
     DropNewest,
 }
 
-/// Wakes a parked consumer thread.
+/// Wakes a sleeping consumer: an ordinary thread (parked) or a shard (through its eventfd).
 #[derive(Debug, Default)]
 pub struct Doorbell {
     sleeping: AtomicBool,
     thread: OnceLock<Thread>,
+    eventfd: OnceLock<i32>,
 }
 
 impl Doorbell {
@@ -34,20 +35,40 @@ impl Doorbell {
         Arc::new(Doorbell::default())
     }
 
-    /// Wakes the consumer if it is parked. One atomic load when it is not.
+    /// Wakes the consumer if it is asleep. One atomic load when it is not.
     pub fn ring(&self) {
-        if self.sleeping.load(Ordering::Acquire) {
-            if let Some(t) = self.thread.get() {
+        // Pairs with the fence in `set_sleeping`: either the consumer sees our push when it
+        // re-checks its rings, or we see that it sleeps. Once per batch, not per event.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::Relaxed) {
+            if let Some(&fd) = self.eventfd.get() {
+                let one: u64 = 1;
+                // SAFETY: writes 8 bytes from a live u64 to an eventfd the shard owns for the
+                // life of the process; a failed write (counter overflow) still leaves it readable.
+                unsafe { libc::write(fd, &one as *const u64 as *const libc::c_void, 8) };
+            } else if let Some(t) = self.thread.get() {
                 t.unpark();
             }
         }
+    }
+
+    /// Makes `ring` write to `eventfd` (a shard's wake-up descriptor) instead of unparking.
+    pub fn use_eventfd(&self, eventfd: i32) {
+        let _ = self.eventfd.set(eventfd);
+    }
+
+    /// Announces that the consumer is about to sleep (true) or is awake (false). A consumer
+    /// re-checks its rings after announcing sleep, so no wake-up is lost.
+    pub fn set_sleeping(&self, sleeping: bool) {
+        self.sleeping.store(sleeping, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
     }
 
     /// Parks the calling (consumer) thread until a producer rings or `timeout` passes.
     /// `ready` is re-checked after announcing the sleep, so no wake-up is lost.
     pub fn wait(&self, timeout: Duration, ready: impl Fn() -> bool) {
         let _ = self.thread.set(std::thread::current());
-        self.sleeping.store(true, Ordering::SeqCst);
+        self.set_sleeping(true);
         if !ready() {
             std::thread::park_timeout(timeout);
         }

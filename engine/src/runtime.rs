@@ -88,6 +88,61 @@ pub async fn yield_if_needed() {
     glommio::yield_if_needed().await
 }
 
+/// Wakes a sleeping shard from any thread: an eventfd that a local task keeps a read pending
+/// on (through io_uring), turned into a local semaphore the shard's idle wait races with its
+/// timer.
+pub struct WakeSignal {
+    fd: i32,
+    sem: std::rc::Rc<glommio::sync::Semaphore>,
+    _reader: glommio::Task<()>,
+}
+
+impl WakeSignal {
+    /// Creates the eventfd and its reader task (call on the shard).
+    pub fn new() -> io::Result<WakeSignal> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain syscall; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor we own; the BufferedFile takes it over. It stays
+        // open for the life of the shard (the reader task never closes it), so producers that
+        // write to the number never hit a reused descriptor while the process runs.
+        let file = unsafe { glommio::io::BufferedFile::from_raw_fd(fd) };
+        let sem = std::rc::Rc::new(glommio::sync::Semaphore::new(0));
+        let s2 = sem.clone();
+        let reader = glommio::spawn_local(async move {
+            loop {
+                match file.read_at(0, 8).await {
+                    Ok(r) if r.len() == 8 => s2.signal(1),
+                    _ => glommio::timer::sleep(Duration::from_millis(1)).await,
+                }
+            }
+        });
+        Ok(WakeSignal {
+            fd,
+            sem,
+            _reader: reader,
+        })
+    }
+
+    /// The descriptor producers write to ([`crate::ring::Doorbell::use_eventfd`]).
+    pub fn fd(&self) -> i32 {
+        self.fd
+    }
+
+    /// Sleeps until woken or `timeout` passes.
+    pub async fn wait(&self, timeout: Duration) {
+        let woken = async {
+            let _ = self.sem.acquire(1).await;
+        };
+        futures_lite::future::or(woken, glommio::timer::sleep(timeout)).await;
+        // Collapse wake-ups that piled up while we were busy.
+        while self.sem.try_acquire(1).unwrap_or(false) {}
+    }
+}
+
 /// The cores this process may run on.
 pub fn online_cores() -> Vec<usize> {
     match glommio::CpuSet::online() {

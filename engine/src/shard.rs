@@ -9,7 +9,7 @@
 
 use crate::batch::Batch;
 use crate::pipeline::Pipeline;
-use crate::ring::{RingRx, RingTx};
+use crate::ring::{Doorbell, RingRx, RingTx};
 use crate::runtime;
 use crate::shutdown::Lifecycle;
 use crate::source::Envelope;
@@ -114,6 +114,8 @@ pub struct ShardSetup {
     pub inbound: Vec<RingRx<Envelope>>,
     /// Rings from this shard to each other shard (for spreading).
     pub peers: Vec<RingTx<Envelope>>,
+    /// Rung by every producer of `inbound` when this shard sleeps.
+    pub doorbell: Arc<Doorbell>,
     pub sources: Vec<Box<dyn ShardSource>>,
     pub lifecycle: Arc<Lifecycle>,
 }
@@ -133,7 +135,18 @@ pub async fn run_shard(setup: ShardSetup) {
         peers,
         sources,
         lifecycle,
+        doorbell,
     } = setup;
+    let wake = match runtime::WakeSignal::new() {
+        Ok(w) => {
+            doorbell.use_eventfd(w.fd());
+            Some(w)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no eventfd; the shard polls its rings");
+            None
+        }
+    };
     let ctx = ShardCtx {
         inner: Rc::new(ShardInner {
             index,
@@ -179,7 +192,18 @@ pub async fn run_shard(setup: ShardSetup) {
             if idle == 0 {
                 ctx.inner.pipeline.borrow_mut().flush();
             }
-            runtime::sleep(idle_backoff(idle)).await;
+            match &wake {
+                // Short naps first (cheap when data is about to arrive), then sleep until a
+                // producer rings (or 100 ms pass: lifecycle changes are polled).
+                Some(w) if idle >= 3 && !ctx.inner.pipeline.borrow().is_blocked() => {
+                    doorbell.set_sleeping(true);
+                    if inbound.iter().all(|r| r.is_empty()) {
+                        w.wait(Duration::from_millis(100)).await;
+                    }
+                    doorbell.set_sleeping(false);
+                }
+                _ => runtime::sleep(idle_backoff(idle)).await,
+            }
             idle = idle.saturating_add(1);
         }
     }

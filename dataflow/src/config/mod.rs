@@ -192,7 +192,7 @@ fn default_batch_size() -> usize {
     1024
 }
 fn default_ring_capacity() -> usize {
-    64
+    16
 }
 fn default_shutdown_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))

@@ -79,6 +79,9 @@ pub fn store(path: &Path, files: &[Entry]) -> std::io::Result<()> {
 /// A file being read, from the tracker's point of view.
 struct Track {
     key: FileKey,
+    /// The first `fingerprint_bytes` of the file (kept in memory only): a short new file whose
+    /// bytes are a prefix of this may be a copy still being written.
+    head: bytes::Bytes,
     path: PathBuf,
     acked: u64,
     /// Batches in flight, oldest first: (seq, end offset, state).
@@ -167,13 +170,25 @@ impl Tracker {
         best.map_or(Resume::New, |(_, o)| Resume::At(o))
     }
 
+    /// True when `head` (a short file's bytes) is a strict prefix of a live file's head.
+    pub fn prefix_of_live(&self, head: &[u8]) -> bool {
+        if head.is_empty() {
+            return false;
+        }
+        let st = self.state.lock().expect("tracker lock");
+        st.tracks
+            .values()
+            .any(|t| t.live && t.head.len() > head.len() && t.head.starts_with(head))
+    }
+
     /// Starts tracking a file at `offset` under `id`.
-    pub fn open(&self, id: u64, key: FileKey, path: &Path, offset: u64) {
+    pub fn open(&self, id: u64, key: FileKey, head: bytes::Bytes, path: &Path, offset: u64) {
         let mut st = self.state.lock().expect("tracker lock");
         st.tracks.insert(
             id,
             Track {
                 key,
+                head,
                 path: path.to_path_buf(),
                 acked: offset,
                 inflight: VecDeque::new(),
@@ -186,11 +201,12 @@ impl Tracker {
     }
 
     /// The fingerprint grew (a short file got longer) or the path changed (rename).
-    pub fn update(&self, id: u64, key: Option<FileKey>, path: Option<&Path>) {
+    pub fn update(&self, id: u64, key: Option<(FileKey, bytes::Bytes)>, path: Option<&Path>) {
         let mut st = self.state.lock().expect("tracker lock");
         if let Some(t) = st.tracks.get_mut(&id) {
-            if let Some(k) = key {
+            if let Some((k, head)) = key {
                 t.key = k;
+                t.head = head;
             }
             if let Some(p) = path {
                 t.path = p.to_path_buf();
@@ -369,7 +385,7 @@ mod tests {
     #[test]
     fn offsets_advance_over_contiguous_acks_only() {
         let t = Tracker::new(Vec::new());
-        t.open(1, key(10, 5, 1024), Path::new("/a"), 0);
+        t.open(1, key(10, 5, 1024), bytes::Bytes::new(), Path::new("/a"), 0);
         for (seq, end) in [(1, 100), (2, 200), (3, 300)] {
             t.register(1, seq, end);
         }
@@ -384,7 +400,7 @@ mod tests {
     #[test]
     fn failures_stop_the_offset_and_truncation_resets_it() {
         let t = Tracker::new(Vec::new());
-        t.open(1, key(10, 5, 1024), Path::new("/a"), 0);
+        t.open(1, key(10, 5, 1024), bytes::Bytes::new(), Path::new("/a"), 0);
         t.register(1, 1, 100);
         t.register(1, 2, 200);
         t.ack(1, AckOutcome::Failed);
@@ -394,6 +410,22 @@ mod tests {
         t.register(1, 3, 50);
         t.ack(3, AckOutcome::Delivered);
         assert_eq!(t.acked(1), Some(50));
+    }
+
+    #[test]
+    fn short_files_that_start_like_a_live_file_are_suspected_copies() {
+        let t = Tracker::new(Vec::new());
+        t.open(
+            1,
+            key(10, 5, 1024),
+            bytes::Bytes::from_static(b"0123456789"),
+            Path::new("/a"),
+            0,
+        );
+        assert!(t.prefix_of_live(b"0123"));
+        assert!(!t.prefix_of_live(b"0124"));
+        assert!(!t.prefix_of_live(b"0123456789"), "not a strict prefix");
+        assert!(!t.prefix_of_live(b""));
     }
 
     #[test]

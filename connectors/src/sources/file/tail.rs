@@ -191,6 +191,8 @@ struct Reader {
     /// Files skipped on purpose (gzip, too old) or failing to open, logged once.
     skipped: HashSet<(u64, u64)>,
     failed: HashSet<PathBuf>,
+    /// Files that look like a copy still being written: (first seen, size then).
+    deferred: HashMap<(u64, u64), (Instant, u64)>,
     next_id: u64,
     first_scan: bool,
     watcher: Watcher,
@@ -209,6 +211,7 @@ impl Reader {
             waiting: VecDeque::new(),
             skipped: HashSet::new(),
             failed: HashSet::new(),
+            deferred: HashMap::new(),
             next_id,
             first_scan: true,
             watcher: Watcher::new(),
@@ -235,7 +238,14 @@ impl Reader {
             rescan: true,
         };
         while !self.ctx.lifecycle().is_draining() {
-            if changes.rescan || last_scan.is_none_or(|t| t.elapsed() >= s.glob_interval) {
+            // With inotify healthy, new files announce themselves; the periodic scan is a
+            // safety net. Without it, scanning is how new files are found.
+            let scan_every = if self.watcher.active() && self.deferred.is_empty() {
+                s.glob_interval * 10
+            } else {
+                s.glob_interval
+            };
+            if changes.rescan || last_scan.is_none_or(|t| t.elapsed() >= scan_every) {
                 last_scan = Some(Instant::now());
                 self.scan().await;
             }
@@ -356,13 +366,12 @@ impl Reader {
             }
             self.open_new(id, &path).await;
         }
-        if let Some(dir) = self
+        let dirs: HashSet<PathBuf> = self
             .files
             .values()
-            .map(|t| t.path.parent().map(Path::to_path_buf))
-            .next()
-            .flatten()
-        {
+            .filter_map(|t| t.path.parent().map(Path::to_path_buf))
+            .collect();
+        for dir in dirs {
             self.watcher.watch(&dir);
         }
         for t in self.files.values_mut() {
@@ -376,6 +385,7 @@ impl Reader {
         }
         // Waiting files that vanished are gone for good (we held no descriptor).
         self.waiting.retain(|w| seen.contains(&w.0));
+        self.deferred.retain(|k, _| seen.contains(k));
         s.metrics
             .files_waiting
             .store(self.waiting.len() as i64, Ordering::Relaxed);
@@ -431,8 +441,30 @@ impl Reader {
         let resume = self.part.tracker.resume(dev, ino, full, |len| {
             (len as usize <= head.len()).then(|| fingerprint(&head[..len as usize]))
         });
+        // A copy still being written (copytruncate) must not be read before it reaches the
+        // checkpoint it matched, nor taken for a new file while it is shorter than a
+        // fingerprint: wait for it to grow, or to stay still for `rotate_wait`.
+        let suspect = match resume {
+            Resume::At(o) => o > size,
+            Resume::New => {
+                head.len() < s.fingerprint_bytes && self.part.tracker.prefix_of_live(&head)
+            }
+        };
+        if suspect {
+            let entry = self.deferred.entry(id).or_insert((Instant::now(), size));
+            if entry.1 != size {
+                *entry = (Instant::now(), size);
+            }
+            if entry.0.elapsed() < s.rotate_wait {
+                let _ = file.close().await;
+                return false;
+            }
+        }
+        self.deferred.remove(&id);
         let offset = match resume {
-            Resume::At(o) => o.min(size),
+            Resume::At(o) if o <= size => o,
+            // It stopped growing short of the checkpoint: not the same content after all.
+            Resume::At(_) => 0,
             Resume::New if self.first_scan && s.read_from_end => size,
             Resume::New => 0,
         };
@@ -444,7 +476,7 @@ impl Reader {
         };
         self.next_id += 1;
         let tid = self.next_id;
-        self.part.tracker.open(tid, key.clone(), path, offset);
+        self.part.tracker.open(tid, key.clone(), head, path, offset);
         s.metrics.discovered.fetch_add(1, Ordering::Relaxed);
         s.metrics.files_watched.fetch_add(1, Ordering::Relaxed);
         s.metrics.files_open.fetch_add(1, Ordering::Relaxed);
@@ -652,7 +684,10 @@ impl Reader {
         if ok {
             t.key.fp_hash = fingerprint(&self.head);
             t.key.fp_len = self.head.len() as u32;
-            self.part.tracker.update(t.id, Some(t.key.clone()), None);
+            let head = self.head.clone().freeze();
+            self.part
+                .tracker
+                .update(t.id, Some((t.key.clone(), head)), None);
         }
     }
 
@@ -701,12 +736,15 @@ impl Reader {
             let Some(t) = self.files.get_mut(&id) else {
                 continue;
             };
+            if !t.orphan || quiet < s.rotate_wait {
+                continue;
+            }
             let at_end = t
                 .file
                 .as_ref()
                 .and_then(|f| f.stat().ok())
                 .is_none_or(|(_, _, size)| t.read_pos() >= size);
-            if t.orphan && at_end && quiet >= s.rotate_wait {
+            if at_end {
                 // Whatever is left without a final newline is an event too.
                 let start = t.buf_start;
                 let len_before = t.buf.len();
