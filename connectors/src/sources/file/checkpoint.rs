@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Identities of files no longer read that are kept for matching copies and restarts.
+const MAX_RETIRED: usize = 4096;
+
 /// One file's entry in the checkpoint file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
@@ -226,17 +229,32 @@ impl Tracker {
         st.by_seq.insert(seq, (id, generation));
     }
 
-    /// The file shrank: restart its offsets at zero; acks of earlier batches no longer count.
-    pub fn truncated(&self, id: u64, key: FileKey) {
+    /// The file shrank or was rewritten: its old content becomes a closed track `id` (it
+    /// keeps receiving the acknowledgements of its batches in flight, so a copy of it seen
+    /// later resumes where delivery really got to), and the new content is tracked from zero
+    /// as `new_id`.
+    pub fn truncated(&self, id: u64, new_id: u64, key: FileKey, head: bytes::Bytes) {
         let mut st = self.state.lock().expect("tracker lock");
-        if let Some(t) = st.tracks.get_mut(&id) {
-            t.generation += 1;
-            t.inflight.clear();
-            t.acked = 0;
-            t.stuck = false;
-            t.key = key;
-            st.dirty = true;
-        }
+        let Some(old) = st.tracks.get_mut(&id) else {
+            return;
+        };
+        old.live = false;
+        let path = old.path.clone();
+        st.tracks.insert(
+            new_id,
+            Track {
+                key,
+                head,
+                path,
+                acked: 0,
+                inflight: VecDeque::new(),
+                generation: 0,
+                stuck: false,
+                live: true,
+            },
+        );
+        st.dirty = true;
+        prune(&mut st);
     }
 
     /// The file is no longer read (deleted or rotated away and read to its end). Its entry
@@ -247,6 +265,7 @@ impl Tracker {
             t.live = false;
             st.dirty = true;
         }
+        prune(&mut st);
     }
 
     /// Bytes read but not yet acknowledged, per live file (path, lag).
@@ -286,6 +305,31 @@ impl Tracker {
             .get(&id)
             .map(|t| t.acked)
     }
+}
+
+/// Moves closed tracks with nothing in flight to the retired list (bounded).
+fn prune(st: &mut State) {
+    let done: Vec<u64> = st
+        .tracks
+        .iter()
+        .filter(|(_, t)| !t.live && t.inflight.is_empty())
+        .map(|(id, _)| *id)
+        .collect();
+    let now = now_secs();
+    for id in done {
+        if let Some(t) = st.tracks.remove(&id) {
+            if t.key.fp_len > 0 {
+                st.retired.push(Entry {
+                    key: t.key,
+                    offset: t.acked,
+                    path: t.path,
+                    seen: now,
+                });
+            }
+        }
+    }
+    let excess = st.retired.len().saturating_sub(MAX_RETIRED);
+    st.retired.drain(..excess);
 }
 
 fn now_secs() -> u64 {
@@ -355,8 +399,12 @@ impl AckReceiver for Tracker {
                 _ => break,
             }
         }
+        let closed_and_done = !t.live && t.inflight.is_empty();
         if advanced {
             st.dirty = true;
+        }
+        if closed_and_done {
+            prune(&mut st);
         }
     }
 }
@@ -406,10 +454,34 @@ mod tests {
         t.ack(1, AckOutcome::Failed);
         t.ack(2, AckOutcome::Delivered);
         assert_eq!(t.acked(1), Some(0));
-        t.truncated(1, key(10, 6, 10));
-        t.register(1, 3, 50);
+        t.truncated(1, 2, key(10, 6, 10), bytes::Bytes::new());
+        t.register(2, 3, 50);
         t.ack(3, AckOutcome::Delivered);
-        assert_eq!(t.acked(1), Some(50));
+        assert_eq!(t.acked(2), Some(50));
+        assert_eq!(t.acked(1), Some(0), "the old content keeps its own offset");
+    }
+
+    #[test]
+    fn a_copy_seen_after_the_truncation_resumes_where_delivery_got_to() {
+        let t = Tracker::new(Vec::new());
+        t.open(
+            1,
+            key(10, 111, 1024),
+            bytes::Bytes::new(),
+            Path::new("/a"),
+            0,
+        );
+        t.register(1, 1, 100);
+        t.register(1, 2, 200);
+        t.truncated(1, 2, key(10, 222, 1024), bytes::Bytes::new());
+        // Batches of the old content are acknowledged after the truncation was seen.
+        t.ack(1, AckOutcome::Delivered);
+        t.ack(2, AckOutcome::Delivered);
+        assert_eq!(t.resume(1, 99, 1024, |_| Some(111)), Resume::At(200));
+        assert!(t
+            .snapshot()
+            .iter()
+            .any(|e| e.key.fp_hash == 111 && e.offset == 200));
     }
 
     #[test]

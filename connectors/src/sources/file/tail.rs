@@ -450,6 +450,13 @@ impl Reader {
                 head.len() < s.fingerprint_bytes && self.part.tracker.prefix_of_live(&head)
             }
         };
+        if size == 0 {
+            // Nothing to read yet, and an empty file may be a copy about to be written: decide
+            // what it is once it has bytes.
+            self.deferred.insert(id, (Instant::now(), 0));
+            let _ = file.close().await;
+            return false;
+        }
         if suspect {
             let entry = self.deferred.entry(id).or_insert((Instant::now(), size));
             if entry.1 != size {
@@ -598,11 +605,23 @@ impl Reader {
                 t.buf.clear();
                 t.buf_start = 0;
                 t.framer.reset();
-                self.refresh_key(id, size).await;
+                self.next_id += 1;
+                let new_id = self.next_id;
                 let Some(t) = self.files.get_mut(&id) else {
                     return (total, true);
                 };
-                self.part.tracker.truncated(t.id, t.key.clone());
+                let old_id = std::mem::replace(&mut t.id, new_id);
+                // Read the new head without telling the tracker yet (the old track keeps its key).
+                let file = t.file.take().expect("open");
+                let _ = self.read_head(&file, size).await;
+                let t = self.files.get_mut(&id).expect("tracked");
+                t.file = Some(file);
+                t.key.fp_hash = fingerprint(&self.head);
+                t.key.fp_len = self.head.len() as u32;
+                let head = self.head.clone().freeze();
+                self.part
+                    .tracker
+                    .truncated(old_id, new_id, t.key.clone(), head);
             }
             let Some(t) = self.files.get_mut(&id) else {
                 return (total, true);
