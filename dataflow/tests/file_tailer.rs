@@ -1040,6 +1040,16 @@ fn hostile_files_are_survived_and_counted() {
         get("sluice_file_truncations_total"),
         get("sluice_file_errors_total"),
     );
+    // The directory matching the glob is skipped and counted.
+    assert_eq!(
+        metric(
+            &m,
+            "sluice_files_skipped_total",
+            "component=\"in\",reason=\"not_a_file\""
+        ),
+        Some(1.0),
+        "{m}"
+    );
     s.term();
     t.poll();
     let from_trunc_before = (100_000..200_000).filter(|&n| t.has(n)).count();

@@ -113,6 +113,10 @@ pub struct FileMetrics {
     pub truncations: Arc<AtomicU64>,
     pub lines_truncated: Arc<AtomicU64>,
     pub errors: Arc<AtomicU64>,
+    /// Paths matched by a glob but not read: a directory or other non-file, gzip, too old.
+    pub skipped_not_a_file: Arc<AtomicU64>,
+    pub skipped_gzip: Arc<AtomicU64>,
+    pub skipped_too_old: Arc<AtomicU64>,
 }
 
 impl FileMetrics {
@@ -151,8 +155,19 @@ impl FileMetrics {
                 "Failed opens and reads (permissions, I/O errors).",
                 &l,
             ),
+            skipped_not_a_file: skipped(reg, id, "not_a_file"),
+            skipped_gzip: skipped(reg, id, "gzip"),
+            skipped_too_old: skipped(reg, id, "too_old"),
         }
     }
+}
+
+fn skipped(reg: &Registry, id: &str, reason: &str) -> Arc<AtomicU64> {
+    reg.counter(
+        "sluice_files_skipped_total",
+        "Paths matched by a glob but not read, by reason.",
+        &[("component", id), ("reason", reason)],
+    )
 }
 
 /// What every shard's reader shares.

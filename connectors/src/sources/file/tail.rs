@@ -191,6 +191,8 @@ struct Reader {
     /// Files skipped on purpose (gzip, too old) or failing to open, logged once.
     skipped: HashSet<(u64, u64)>,
     failed: HashSet<PathBuf>,
+    /// Paths matched by a glob that are not regular files (counted once).
+    not_files: HashSet<PathBuf>,
     /// Files that look like a copy still being written: (first seen, size then).
     deferred: HashMap<(u64, u64), (Instant, u64)>,
     next_id: u64,
@@ -212,6 +214,7 @@ impl Reader {
             skipped: HashSet::new(),
             failed: HashSet::new(),
             deferred: HashMap::new(),
+            not_files: HashSet::new(),
             next_id,
             first_scan: true,
             watcher: Watcher::new(),
@@ -324,6 +327,12 @@ impl Reader {
                 Err(_) => continue,
             };
             if !meta.is_file() {
+                // Counted once, by the shard that would own it.
+                let mine = shard_of(meta.dev(), meta.ino(), self.part.shards) == self.part.shard;
+                if mine && self.not_files.insert(path.clone()) {
+                    tracing::info!(path = %path.display(), "matched a glob but is not a regular file; skipped");
+                    s.metrics.skipped_not_a_file.fetch_add(1, Ordering::Relaxed);
+                }
                 continue;
             }
             let id = (meta.dev(), meta.ino());
@@ -356,6 +365,7 @@ impl Reader {
                     .is_some_and(|age| age > older);
                 if old {
                     tracing::debug!(path = %path.display(), "older than ignore_older; skipped");
+                    s.metrics.skipped_too_old.fetch_add(1, Ordering::Relaxed);
                     self.skipped.insert(id);
                     continue;
                 }
@@ -432,6 +442,7 @@ impl Reader {
         }
         if is_gzip(&self.head) && !s.gz_included {
             tracing::info!(path = %path.display(), "gzip-compressed file ignored (include a *.gz pattern to read it)");
+            s.metrics.skipped_gzip.fetch_add(1, Ordering::Relaxed);
             self.skipped.insert(id);
             let _ = file.close().await;
             return false;
