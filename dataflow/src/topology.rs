@@ -228,7 +228,7 @@ pub fn run(
                 .spawn(t)?,
         );
     }
-    let mut shard_handles = Vec::new();
+    let mut shard_handles: Vec<runtime::ShardHandle> = Vec::new();
     for (index, (((pipeline, inb), prs), srcs)) in pipelines
         .into_iter()
         .zip(inbound)
@@ -265,8 +265,21 @@ pub fn run(
     let mut drain_started: Option<Instant> = None;
     let mut quiet_polls = 0;
     let mut clean = true;
+    let mut failure: Option<String> = None;
     loop {
         std::thread::sleep(Duration::from_millis(10));
+        if let Some(i) = shard_handles.iter().position(|h| h.is_finished()) {
+            // A shard ended without being asked to: nothing it owned can make progress.
+            let h = shard_handles.remove(i);
+            let why = match h.join() {
+                Err(e) => e.to_string(),
+                Ok(()) => format!("shard {i} stopped unexpectedly"),
+            };
+            tracing::error!("{why}; stopping");
+            failure = Some(why);
+            clean = false;
+            break;
+        }
         if !state.ready.load(Ordering::Relaxed) && handles.iter().all(|h| h.is_started()) {
             state.ready.store(true, Ordering::Relaxed);
             tracing::info!("all sources running; ready");
@@ -323,6 +336,9 @@ pub fn run(
     }
     for e in on_exit {
         e();
+    }
+    if let Some(why) = failure {
+        anyhow::bail!("{why}");
     }
     let events_in = handles.iter().map(|h| h.metrics.events_in()).sum();
     Ok(RunOutcome {

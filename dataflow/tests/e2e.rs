@@ -493,3 +493,68 @@ fn version_and_help_teach() {
         String::from_utf8_lossy(&bad.stderr).contains("/nonexistent/p.toml: cannot read the file")
     );
 }
+
+/// Shards start under the 8 MiB memlock limit of a non-root service; under a limit too small
+/// for io_uring the process says why and exits 1 instead of hanging. Run as `nobody` when the
+/// tests run as root (root ignores the limit).
+#[test]
+fn memlock_limits_are_respected_and_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("p.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nshards = 2\ndata_dir = \"{}\"\n[sources.gen]\ntype = \"generator\"\ncount = 5000\n[sinks.b]\ntype = \"blackhole\"\ninputs = [\"gen\"]\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    // The temp dir and a copy of the binary must be usable by `nobody`.
+    let bin = dir.path().join("sluice");
+    std::fs::copy(
+        std::env::var("SLUICE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sluice").to_string()),
+        &bin,
+    )
+    .unwrap();
+    Command::new("chmod")
+        .args(["-R", "a+rwx"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    let root = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        == "0";
+    let run = |limit_kib: u32| {
+        let drop = if root {
+            "setpriv --reuid=65534 --regid=65534 --clear-groups "
+        } else {
+            ""
+        };
+        Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -l {limit_kib} && exec {drop}{} run {}",
+                bin.display(),
+                cfg.display()
+            ))
+            .env("SLUICE_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let ok = run(8192);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stderr).contains("blackhole b: 5000 events"));
+    let too_small = run(64);
+    let err = String::from_utf8_lossy(&too_small.stderr);
+    assert_eq!(too_small.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot start shard") && err.contains("ulimit -l"),
+        "{err}"
+    );
+}

@@ -26,7 +26,7 @@ pub struct ShardSpec {
 
 /// A running shard thread.
 pub struct ShardHandle {
-    inner: glommio::ExecutorJoinHandle<()>,
+    inner: std::thread::JoinHandle<io::Result<()>>,
 }
 
 impl ShardHandle {
@@ -34,11 +34,18 @@ impl ShardHandle {
     pub fn join(self) -> io::Result<()> {
         self.inner
             .join()
-            .map_err(|e| io::Error::other(format!("shard thread failed: {e}")))
+            .map_err(|_| io::Error::other("shard thread panicked"))?
+    }
+
+    /// True once the thread ended (finished, failed to start, or panicked).
+    pub fn is_finished(&self) -> bool {
+        self.inner.is_finished()
     }
 }
 
-/// Starts a shard thread; `make` builds the shard's main future on that thread.
+/// Starts a shard thread; `make` builds the shard's main future on that thread. An executor
+/// that cannot start there (e.g. io_uring refused) ends the thread with the error, which
+/// [`ShardHandle::join`] returns.
 pub fn spawn_shard<G, F>(spec: ShardSpec, make: G) -> io::Result<ShardHandle>
 where
     G: FnOnce() -> F + Send + 'static,
@@ -48,13 +55,26 @@ where
         Some(c) => glommio::Placement::Fixed(c),
         None => glommio::Placement::Unbound,
     };
-    let inner = glommio::LocalExecutorBuilder::new(placement)
-        .name(&format!("sluice-shard-{}", spec.index))
-        .io_memory(SHARD_IO_MEMORY)
-        .ring_depth(SHARD_RING_DEPTH)
-        .preempt_timer(Duration::from_millis(10))
-        .spawn(make)
-        .map_err(|e| io::Error::other(format!("cannot start shard {}: {e}", spec.index)))?;
+    let name = format!("sluice-shard-{}", spec.index);
+    let index = spec.index;
+    let inner = std::thread::Builder::new().name(name.clone()).spawn(move || {
+        let ex = glommio::LocalExecutorBuilder::new(placement)
+            .name(&name)
+            .io_memory(SHARD_IO_MEMORY)
+            .ring_depth(SHARD_RING_DEPTH)
+            .preempt_timer(Duration::from_millis(10))
+            .make()
+            .map_err(|e| {
+                let hint = if e.to_string().contains("MemLock") {
+                    " (each shard locks about 1 MiB for io_uring: raise `ulimit -l` or systemd's LimitMEMLOCK)"
+                } else {
+                    ""
+                };
+                io::Error::other(format!("cannot start shard {index}: {e}{hint}"))
+            })?;
+        ex.run(make());
+        Ok(())
+    })?;
     Ok(ShardHandle { inner })
 }
 
