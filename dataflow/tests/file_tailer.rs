@@ -1123,12 +1123,7 @@ fn unreadable_file_is_counted_and_read_once_readable(base: &Path) {
             std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
         }
         s.bin = Some(bin);
-        // io_uring charges locked memory to the user across processes and frees it
-        // asynchronously after a process exits; lift the limit so this permission check does
-        // not depend on what other `nobody` processes left behind.
         s.wrap = [
-            "prlimit",
-            "--memlock=unlimited:unlimited",
             "setpriv",
             "--reuid=65534",
             "--regid=65534",
