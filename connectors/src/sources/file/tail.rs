@@ -251,6 +251,8 @@ impl Reader {
             if changes.rescan || last_scan.is_none_or(|t| t.elapsed() >= scan_every) {
                 last_scan = Some(Instant::now());
                 self.scan().await;
+                // Files the scan just opened may never get another inotify event: read now.
+                changes.modified = true;
             }
             let read_any = if changes.modified || !self.watcher.active() || !self.waiting.is_empty()
             {
