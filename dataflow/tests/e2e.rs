@@ -558,3 +558,128 @@ fn memlock_limits_are_respected_and_explained() {
         "{err}"
     );
 }
+
+/// File source options through the real binary: a Java stack trace grouped by the `java`
+/// multiline preset, `exclude`, `read_from = "end"` for a file present at start, a custom
+/// `line_delimiter`, and `ignore_older`.
+#[test]
+fn file_source_options_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let trace = "ERROR request failed\njava.lang.IllegalStateException: boom\n\tat a.B.c(B.java:10)\n\tat d.E.f(E.java:20)\nCaused by: java.io.IOException: disk\n\t... 2 more\nINFO next request\n";
+    std::fs::write(logs.join("java.log"), trace).unwrap();
+    std::fs::write(logs.join("skip.log"), "excluded line\n").unwrap();
+    std::fs::write(logs.join("old.txt"), "old content must not appear\n").unwrap();
+    std::fs::write(logs.join("pipes.rec"), "one|two|three|").unwrap();
+    // Make old.txt two days old.
+    let status = Command::new("touch")
+        .args(["-d", "2 days ago"])
+        .arg(logs.join("old.txt"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::write(logs.join("tail.txt"), "already here before start\n").unwrap();
+    let out = dir.path().join("out.ndjson");
+    let port = free_port();
+    let cfg = dir.path().join("p.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[engine]
+shards = 2
+data_dir = "{data}"
+
+[api]
+address = "127.0.0.1:{port}"
+
+[sources.java]
+type = "file"
+include = ["{logs}/*.log"]
+exclude = ["{logs}/skip.log"]
+multiline = {{ preset = "java", timeout = "200ms" }}
+glob_interval = "100ms"
+
+[sources.tail]
+type = "file"
+include = ["{logs}/*.txt"]
+read_from = "end"
+ignore_older = "1d"
+glob_interval = "100ms"
+
+[sources.pipes]
+type = "file"
+include = ["{logs}/*.rec"]
+line_delimiter = "|"
+
+[sinks.out]
+type = "file"
+inputs = ["java", "tail", "pipes"]
+path = "{out}"
+"#,
+            data = dir.path().join("data").display(),
+            logs = logs.display(),
+            out = out.display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("sluice.log");
+    let mut child = spawn_logged(sluice().arg("run").arg(&cfg), &log);
+    wait_ready(&mut child, port, LIMIT);
+    // Lines appended after start to the read_from = "end" file arrive.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(logs.join("tail.txt"))
+        .unwrap();
+    f.write_all(b"appended after start\n").unwrap();
+    drop(f);
+    // java.log: 3 events (the last one flushed by the multiline timeout); pipes: 3; tail: 1.
+    let metrics = wait_metric(
+        &mut child,
+        port,
+        "sluice_events_in_total",
+        "component=\"out\"",
+        7.0,
+        LIMIT,
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "sluice_files_skipped_total",
+            "component=\"tail\",reason=\"too_old\""
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(terminate(&mut child, LIMIT), 0);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let messages: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let has = |m: &str| messages.iter().any(|x| x == m);
+    assert!(has("ERROR request failed"), "{messages:?}");
+    assert!(
+        has("java.lang.IllegalStateException: boom\n\tat a.B.c(B.java:10)\n\tat d.E.f(E.java:20)\nCaused by: java.io.IOException: disk\n\t... 2 more"),
+        "{messages:?}"
+    );
+    assert!(has("INFO next request"), "{messages:?}");
+    for m in ["one", "two", "three", "appended after start"] {
+        assert!(has(m), "missing {m}: {messages:?}");
+    }
+    assert_eq!(messages.len(), 7, "{messages:?}");
+    for absent in [
+        "excluded line",
+        "old content must not appear",
+        "already here before start",
+    ] {
+        assert!(!has(absent), "{absent} should not be read: {messages:?}");
+    }
+}
