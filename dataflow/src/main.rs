@@ -6,7 +6,7 @@ use sluice_dataflow::topology::RunState;
 use sluice_dataflow::{api, graph, plan};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 #[global_allocator]
@@ -186,7 +186,6 @@ fn run(file: &Path, config: Config) -> ExitCode {
                     " (drain timed out)"
                 }
             );
-            let _ = signal.load(Ordering::Relaxed);
             ExitCode::SUCCESS
         }
         Err(e) => {

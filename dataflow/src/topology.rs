@@ -97,12 +97,11 @@ pub fn run(
             on_exit: exit,
         } = match &s.kind {
             SinkKind::Blackhole(c) => c.build(&ctx, metrics),
-            SinkKind::Console(c) => c.build(&ctx, metrics),
+            SinkKind::Console(c) => c.build(&ctx, metrics, s.when_full),
             SinkKind::File(c) => c
-                .build(&ctx, metrics)
+                .build(&ctx, metrics, s.when_full)
                 .map_err(|e| anyhow::anyhow!("sink {}: {e}", s.id))?,
         };
-        let _ = s.when_full;
         sink_parts.push(parts);
         if let Some(t) = thread {
             sink_threads.push((s.id.clone(), t));

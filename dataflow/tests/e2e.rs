@@ -683,3 +683,80 @@ path = "{out}"
         assert!(!has(absent), "{absent} should not be read: {messages:?}");
     }
 }
+
+/// A sink with `when_full = "drop_newest"` whose output cannot keep up (stdout is a pipe
+/// nobody reads for a while) drops batches instead of stopping its sources, and counts
+/// every dropped event: written + dropped = generated.
+#[test]
+fn drop_newest_sink_drops_and_counts_instead_of_blocking() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("p.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[engine]
+shards = 2
+data_dir = "{}"
+ring_capacity = 2
+
+[api]
+address = "127.0.0.1:{port}"
+
+[sources.gen]
+type = "generator"
+count = 200000
+
+[sinks.out]
+type = "console"
+inputs = ["gen"]
+when_full = "drop_newest"
+"#,
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut child = sluice()
+        .arg("run")
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Do not read stdout until every generated event reached the sink (it then either took
+    // it into its ring or dropped it, counting the drop); only then let the writer drain.
+    let m = wait_metric(
+        &mut child,
+        port,
+        "sluice_events_in_total",
+        "component=\"out\"",
+        200_000.0,
+        LIMIT,
+    );
+    let dropped = metric(
+        &m,
+        "sluice_events_dropped_total",
+        "component=\"out\",reason=\"ring_full\"",
+    )
+    .unwrap_or(0.0);
+    assert!(
+        dropped > 0.0,
+        "nothing was dropped although stdout was not read"
+    );
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(wait_exit(&mut child, LIMIT), 0);
+    let written = out.lines().count() as f64;
+    assert_eq!(
+        written + dropped,
+        200_000.0,
+        "written {written} + dropped {dropped}"
+    );
+}

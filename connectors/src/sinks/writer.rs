@@ -28,6 +28,8 @@ pub struct Chunk {
 /// Shard-side half: encodes and hands bytes to the writer thread.
 pub struct EncodeStub {
     encoding: Encoding,
+    when_full: WhenFull,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
     template: Option<Template>,
     tx: RingTx<Chunk>,
     scratch: String,
@@ -36,7 +38,15 @@ pub struct EncodeStub {
 impl ShardSink for EncodeStub {
     fn consume(&mut self, batch: Batch) -> Result<(), Batch> {
         if self.tx.is_full() {
-            return Err(batch);
+            return match self.when_full {
+                WhenFull::Block => Err(batch),
+                WhenFull::DropNewest => {
+                    // Dropped on purpose: counted, and acknowledged like a delivered batch.
+                    self.dropped
+                        .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    Ok(())
+                }
+            };
         }
         let mut groups: Vec<(String, Vec<u8>)> = Vec::with_capacity(1);
         match &mut self.template {
@@ -99,6 +109,7 @@ pub fn build(
     template: Option<Template>,
     metrics: Arc<ComponentMetrics>,
     lifecycle: Arc<Lifecycle>,
+    when_full: WhenFull,
     mut writer: Box<dyn ChunkWriter>,
 ) -> (Vec<Box<dyn ShardSink>>, WriterThread) {
     let bell = Doorbell::new();
@@ -113,6 +124,8 @@ pub fn build(
         );
         parts.push(Box::new(EncodeStub {
             encoding,
+            when_full,
+            dropped: metrics.dropped("ring_full"),
             template: template.clone(),
             tx,
             scratch: String::new(),

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use sluice_engine::context::BuildCtx;
 use sluice_engine::encode::Encoding;
 use sluice_engine::metrics::ComponentMetrics;
+use sluice_engine::ring::WhenFull;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -46,13 +47,19 @@ impl ChunkWriter for ConsoleWriter {
 }
 
 impl ConsoleConfig {
-    pub fn build(&self, ctx: &BuildCtx, metrics: Arc<ComponentMetrics>) -> SinkRuntime {
+    pub fn build(
+        &self,
+        ctx: &BuildCtx,
+        metrics: Arc<ComponentMetrics>,
+        when_full: WhenFull,
+    ) -> SinkRuntime {
         let (parts, thread) = writer::build(
             ctx.shards,
             self.encoding,
             None,
             metrics,
             ctx.lifecycle.clone(),
+            when_full,
             Box::new(ConsoleWriter(self.stream)),
         );
         SinkRuntime {

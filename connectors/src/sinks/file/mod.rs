@@ -9,6 +9,7 @@ use serde::Deserialize;
 use sluice_engine::context::BuildCtx;
 use sluice_engine::encode::Encoding;
 use sluice_engine::metrics::ComponentMetrics;
+use sluice_engine::ring::WhenFull;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -72,6 +73,7 @@ impl FileSinkConfig {
         &self,
         ctx: &BuildCtx,
         metrics: Arc<ComponentMetrics>,
+        when_full: WhenFull,
     ) -> Result<SinkRuntime, String> {
         let template = self.validate()?;
         let (parts, thread) = writer::build(
@@ -80,6 +82,7 @@ impl FileSinkConfig {
             Some(template),
             metrics,
             ctx.lifecycle.clone(),
+            when_full,
             Box::new(FileWriter {
                 open: HashMap::new(),
             }),

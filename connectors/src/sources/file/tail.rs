@@ -650,7 +650,6 @@ impl Reader {
             };
             t.last_size = size;
             let pos = t.read_pos();
-            let _ = pos;
             if pos >= size || total >= TURN_BYTES || self.ctx.lifecycle().is_draining() {
                 return (total, pos >= size);
             }
