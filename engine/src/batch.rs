@@ -286,11 +286,6 @@ impl Batch {
             ack: self.ack.clone(),
         }
     }
-
-    /// Replaces the buffer and tape; used by parsers that must rewrite bytes (rare).
-    pub fn replace_buffer(&mut self, buf: Bytes) {
-        self.buf = buf;
-    }
 }
 
 fn push_line(events: &mut Vec<Event>, bytes: &[u8], start: usize, mut end: usize) {
@@ -330,7 +325,6 @@ fn value_at<'a, S: AsRef<str>>(mut v: &'a Value, path: &[S]) -> Option<ValueRef<
 pub struct BatchBuilder {
     buf: BytesMut,
     spans: Vec<(u32, u32)>,
-    flags: Vec<(u32, u8)>,
 }
 
 impl BatchBuilder {
@@ -338,7 +332,6 @@ impl BatchBuilder {
         BatchBuilder {
             buf: BytesMut::with_capacity(bytes),
             spans: Vec::with_capacity(events),
-            flags: Vec::new(),
         }
     }
 
@@ -346,32 +339,6 @@ impl BatchBuilder {
         let start = self.buf.len() as u32;
         self.buf.extend_from_slice(line);
         self.spans.push((start, line.len() as u32));
-    }
-
-    /// Appends bytes that already hold `spans` (relative to the start of `data`).
-    pub fn push_block(&mut self, data: &[u8], spans: impl IntoIterator<Item = (u32, u32)>) {
-        let base = self.buf.len() as u32;
-        self.buf.extend_from_slice(data);
-        self.spans
-            .extend(spans.into_iter().map(|(s, l)| (base + s, l)));
-    }
-
-    /// Marks the most recently pushed line with `flag`.
-    pub fn flag_last(&mut self, flag: u8) {
-        if let Some(n) = self.spans.len().checked_sub(1) {
-            self.flags.push((n as u32, flag));
-        }
-    }
-
-    /// Gives access to the buffer for writing lines directly (`BatchBuilder::commit_line`).
-    pub fn buffer_mut(&mut self) -> &mut BytesMut {
-        &mut self.buf
-    }
-
-    /// Records that `buf[start..]` (written through `buffer_mut`) is one line.
-    pub fn commit_line(&mut self, start: usize) {
-        self.spans
-            .push((start as u32, (self.buf.len() - start) as u32));
     }
 
     pub fn len(&self) -> usize {
@@ -390,12 +357,8 @@ impl BatchBuilder {
     pub fn finish(&mut self, source: u16) -> Batch {
         let cap = self.buf.capacity().max(64 * 1024);
         let buf = std::mem::replace(&mut self.buf, BytesMut::with_capacity(cap)).freeze();
-        let mut batch = Batch::from_spans(buf, &self.spans, source);
-        for &(i, f) in &self.flags {
-            batch.events[i as usize].flags |= f;
-        }
+        let batch = Batch::from_spans(buf, &self.spans, source);
         self.spans.clear();
-        self.flags.clear();
         batch
     }
 }
@@ -456,14 +419,13 @@ mod tests {
     }
 
     #[test]
-    fn builder_flags_and_finish() {
+    fn builder_finish() {
         let mut bb = BatchBuilder::with_capacity(16, 4);
         bb.push_line(b"a");
         bb.push_line(b"b");
-        bb.flag_last(Event::TRUNCATED);
         let b = bb.finish(3);
         assert_eq!(b.len(), 2);
-        assert_eq!(b.events[1].flags, Event::TRUNCATED);
+        assert_eq!(b.line(&b.events[1]), b"b");
         assert_eq!(b.origin.source, 3);
         assert!(bb.is_empty());
     }

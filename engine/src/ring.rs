@@ -154,10 +154,6 @@ impl<T> RingTx<T> {
         self.inner.is_full()
     }
 
-    pub fn capacity(&self) -> usize {
-        self.inner.buffer().capacity()
-    }
-
     /// The consumer is gone (its thread ended).
     pub fn is_abandoned(&self) -> bool {
         self.inner.is_abandoned()
