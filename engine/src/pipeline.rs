@@ -18,7 +18,20 @@ pub const PORT_MAIN: u8 = 0;
 /// A transform: takes a batch, emits batches on its ports.
 pub trait Transform: Send {
     fn process(&mut self, batch: Batch, out: &mut Emitter);
+
+    /// Whether the transform holds state that time must release (windows, timeouts): its
+    /// shard then calls [`Transform::tick`] about every [`TICK_INTERVAL`].
+    fn wants_tick(&self) -> bool {
+        false
+    }
+
+    /// Emits whatever is due at `now` (closed windows). `last` is the final call before the
+    /// shard stops: emit everything still held.
+    fn tick(&mut self, _now: std::time::Instant, _last: bool, _out: &mut Emitter) {}
 }
+
+/// How often a shard ticks transforms that want it.
+pub const TICK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The shard-side end of a sink.
 pub trait ShardSink: Send {
@@ -112,6 +125,42 @@ impl Pipeline {
         self.pending.is_empty()
     }
 
+    /// Whether any transform wants [`Pipeline::tick`] calls.
+    pub fn wants_tick(&self) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| matches!(&n.op, Operator::Transform(t) if t.wants_tick()))
+    }
+
+    /// Ticks every transform that wants it and runs what they emit through the graph.
+    pub fn tick(&mut self, now: std::time::Instant, last: bool) {
+        for idx in 0..self.nodes.len() {
+            let node = &mut self.nodes[idx];
+            let Operator::Transform(t) = &mut node.op else {
+                continue;
+            };
+            if !t.wants_tick() {
+                continue;
+            }
+            self.emitter.connected = connected_ports(&node.outputs);
+            t.tick(now, last, &mut self.emitter);
+            self.route_emitted(idx as u16);
+            self.run();
+        }
+    }
+
+    fn route_emitted(&mut self, idx: u16) {
+        let node = &self.nodes[idx as usize];
+        for (port, out) in self.emitter.items.drain(..) {
+            if port == PORT_MAIN {
+                node.metrics.add_out(out.len() as u64);
+            }
+            if let Some(targets) = node.outputs.get(port as usize) {
+                fan_out(&mut self.stack, targets, out);
+            }
+        }
+    }
+
     /// Flushes every sink.
     pub fn flush(&mut self) {
         for n in &mut self.nodes {
@@ -132,25 +181,21 @@ impl Pipeline {
                 },
                 Operator::Transform(t) => {
                     node.metrics.add_in(events, 0);
-                    self.emitter.connected = node
-                        .outputs
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, o)| !o.is_empty())
-                        .fold(0u64, |m, (p, _)| m | (1 << p));
+                    self.emitter.connected = connected_ports(&node.outputs);
                     t.process(batch, &mut self.emitter);
-                    for (port, out) in self.emitter.items.drain(..) {
-                        if port == crate::pipeline::PORT_MAIN {
-                            node.metrics.add_out(out.len() as u64);
-                        }
-                        if let Some(targets) = node.outputs.get(port as usize) {
-                            fan_out(&mut self.stack, targets, out);
-                        }
-                    }
+                    self.route_emitted(idx);
                 }
             }
         }
     }
+}
+
+fn connected_ports(outputs: &[Vec<u16>]) -> u64 {
+    outputs
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| !o.is_empty())
+        .fold(0u64, |m, (p, _)| m | (1 << p))
 }
 
 fn fan_out(stack: &mut Vec<(u16, Batch)>, targets: &[u16], batch: Batch) {

@@ -162,10 +162,19 @@ pub async fn run_shard(setup: ShardSetup) {
         .map(|s| runtime::spawn_local(s.run(ctx.clone())))
         .collect();
     let mut idle = 0u32;
+    let ticking = ctx.inner.pipeline.borrow().wants_tick();
+    let mut last_tick = std::time::Instant::now();
     loop {
         let mut did = false;
         {
             let mut p = ctx.inner.pipeline.borrow_mut();
+            if ticking && !p.is_blocked() {
+                let now = std::time::Instant::now();
+                if now.duration_since(last_tick) >= crate::pipeline::TICK_INTERVAL {
+                    last_tick = now;
+                    p.tick(now, false);
+                }
+            }
             if p.is_blocked() && p.retry_pending() {
                 did = true;
             }
@@ -206,6 +215,12 @@ pub async fn run_shard(setup: ShardSetup) {
             }
             idle = idle.saturating_add(1);
         }
+    }
+    if ticking {
+        ctx.inner
+            .pipeline
+            .borrow_mut()
+            .tick(std::time::Instant::now(), true);
     }
     ctx.inner.pipeline.borrow_mut().flush();
     for t in tasks {
