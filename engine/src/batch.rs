@@ -18,8 +18,12 @@ use std::time::Instant;
 pub enum EventForm {
     /// An unparsed line: its only field is `message`, the line itself.
     Raw,
-    /// A JSON object whose members are tape entries `fields_start..fields_end`.
+    /// A JSON object whose members are tape entries `fields_start..fields_end`; the line
+    /// is that object's text.
     Json,
+    /// An object defined only by its tape entries `fields_start..fields_end` (a parsed
+    /// syslog or logfmt line): written out by walking the tape, not by copying the line.
+    Fields,
 }
 
 /// One event: a span of the batch buffer and its parsed nodes.
@@ -239,7 +243,7 @@ impl Batch {
                     None
                 }
             }
-            EventForm::Json => {
+            EventForm::Json | EventForm::Fields => {
                 let idx = self
                     .fields
                     .find(&self.buf, ev.fields_start, ev.fields_end, path)?;

@@ -61,6 +61,13 @@ pub fn write_ndjson(batch: &Batch, ev: &Event, out: &mut Vec<u8>) {
                 write_json_str(batch.line(ev), out);
                 out.push(b'}');
             }
+            EventForm::Fields => {
+                out.push(b'{');
+                batch
+                    .fields
+                    .write_members(batch.buf(), ev.fields_start, ev.fields_end, out);
+                out.push(b'}');
+            }
         }
         return;
     }
@@ -113,6 +120,13 @@ fn try_splice(batch: &Batch, ev: &Event, out: &mut Vec<u8>) -> bool {
             out.extend_from_slice(b"{\"message\":");
             write_json_str(batch.line(ev), out);
         }
+        EventForm::Fields => {
+            out.push(b'{');
+            batch
+                .fields
+                .write_members(batch.buf(), ev.fields_start, ev.fields_end, out);
+            empty_object = ev.fields_start == ev.fields_end;
+        }
     }
     let mut first = empty_object;
     for op in ops {
@@ -146,7 +160,9 @@ pub fn materialize(batch: &Batch, ev: &Event) -> Value {
             "message".into(),
             Value::Str(String::from_utf8_lossy(batch.line(ev)).into_owned()),
         )]),
-        EventForm::Json => Value::Object(members(batch, ev.fields_start, ev.fields_end)),
+        EventForm::Json | EventForm::Fields => {
+            Value::Object(members(batch, ev.fields_start, ev.fields_end))
+        }
     }
 }
 
@@ -156,12 +172,13 @@ fn members(batch: &Batch, start: u32, end: u32) -> Vec<(String, Value)> {
     let mut i = start;
     while i < end {
         let e = &batch.fields.entries[i as usize];
+        let raw_key = batch.fields.key(e, buf);
         let key = if e.key_escaped() {
             let mut k = Vec::new();
-            unescape_json_str(e.key(buf), &mut k);
+            unescape_json_str(raw_key, &mut k);
             String::from_utf8_lossy(&k).into_owned()
         } else {
-            String::from_utf8_lossy(e.key(buf)).into_owned()
+            String::from_utf8_lossy(raw_key).into_owned()
         };
         out.push((key, node(batch, i)));
         i = e.end;
@@ -183,7 +200,11 @@ fn node(batch: &Batch, i: u32) -> Value {
             }
             Value::Array(items)
         }
-        _ => Value::RawJson(Bytes::copy_from_slice(e.raw_value(buf))),
+        _ => {
+            let mut text = Vec::new();
+            batch.fields.write_json(buf, i, &mut text);
+            Value::RawJson(Bytes::from(text))
+        }
     }
 }
 

@@ -51,6 +51,20 @@ pub struct Emitter {
 }
 
 impl Emitter {
+    /// An emitter whose `connected` ports are the set bits of the mask (for driving a
+    /// transform outside a pipeline: tests, tools).
+    pub fn with_connected(connected: u64) -> Emitter {
+        Emitter {
+            items: Vec::new(),
+            connected,
+        }
+    }
+
+    /// Takes what was emitted, as (port, batch) in order.
+    pub fn take(&mut self) -> Vec<(u8, Batch)> {
+        std::mem::take(&mut self.items)
+    }
+
     /// Emits a batch on `port` (dropped unless something reads that port).
     pub fn emit(&mut self, port: u8, batch: Batch) {
         if self.is_connected(port) && !batch.is_empty() {

@@ -50,9 +50,9 @@ impl<'a> ValueRef<'a> {
             Kind::Null => ValueRef::Null,
             Kind::True => ValueRef::Bool(true),
             Kind::False => ValueRef::Bool(false),
-            Kind::Number => ValueRef::Number(e.value(buf)),
+            Kind::Number => ValueRef::Number(table.value(e, buf)),
             Kind::String => ValueRef::Str {
-                raw: e.value(buf),
+                raw: table.value(e, buf),
                 escaped: e.value_escaped(),
             },
             Kind::Object | Kind::Array => ValueRef::Node { table, buf, index },
@@ -150,9 +150,7 @@ impl<'a> ValueRef<'a> {
                 raw,
                 escaped: false,
             } => write_json_str(raw, out),
-            ValueRef::Node { table, buf, index } => {
-                out.extend_from_slice(table.entries[index as usize].raw_value(buf))
-            }
+            ValueRef::Node { table, buf, index } => table.write_json(buf, index, out),
             ValueRef::Owned(v) => v.write_json(out),
         }
     }
@@ -169,9 +167,11 @@ impl<'a> ValueRef<'a> {
             ValueRef::Str { .. } => {
                 Value::Str(String::from_utf8_lossy(&self.as_str().unwrap_or_default()).into_owned())
             }
-            ValueRef::Node { table, buf, index } => Value::RawJson(Bytes::copy_from_slice(
-                table.entries[index as usize].raw_value(buf),
-            )),
+            ValueRef::Node { table, buf, index } => {
+                let mut out = Vec::new();
+                table.write_json(buf, index, &mut out);
+                Value::RawJson(Bytes::from(out))
+            }
             ValueRef::Owned(v) => v.clone(),
         }
     }

@@ -649,7 +649,13 @@ pub fn load_str(
                 });
             }
             let kind = match (section, type_name.as_str()) {
-                ("transforms", "parse") => typed!(ParseConfig).map(TransformKind::Parse),
+                ("transforms", "parse") => typed!(ParseConfig).and_then(|c| match c.validate() {
+                    Ok(()) => Some(TransformKind::Parse(c)),
+                    Err((key, m)) => {
+                        rep.at(&[base.clone(), k(&[key])].concat(), m);
+                        None
+                    }
+                }),
                 ("transforms", "filter") => typed!(FilterConfig).and_then(|c| match c.compile() {
                     Ok(_) => Some(TransformKind::Filter(c)),
                     Err(e) => {

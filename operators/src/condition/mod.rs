@@ -241,7 +241,7 @@ mod tests {
             })
             .collect();
         let mut b = Batch::from_events(Bytes::from(buf), events, 0);
-        b.fields = FieldTable { entries };
+        b.fields = FieldTable { entries, aux: Vec::new() };
         b
     }
 

@@ -5,4 +5,5 @@
 
 pub mod json;
 pub mod sink;
+pub mod tape;
 pub mod timestamp;
