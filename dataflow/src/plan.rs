@@ -72,6 +72,8 @@ pub struct Plan {
     pub threads: Vec<(String, String)>,
     /// Shard-to-shard rings exist (some source spreads).
     pub mesh: bool,
+    /// Keyed exchange rings exist (some transform keeps state by key).
+    pub exchange: bool,
 }
 
 /// Sink writer rings hold this many encoded batches per shard.
@@ -275,6 +277,21 @@ pub fn build(config: &Config, cores: Vec<Option<usize>>) -> Plan {
             capacity: ring_capacity,
         });
     }
+    let keyed: Vec<&str> = config
+        .transforms
+        .iter()
+        .filter(|t| t.kind.is_keyed())
+        .map(|t| t.id.as_str())
+        .collect();
+    let exchange = shards > 1 && !keyed.is_empty();
+    if exchange {
+        rings.push(RingPlan {
+            from: "each shard".into(),
+            to: format!("each other shard (keyed exchange before {})", keyed.join(", ")),
+            count: shards * (shards - 1),
+            capacity: ring_capacity,
+        });
+    }
     for s in config.sinks.iter().filter(|s| s.kind.has_writer_thread()) {
         let what = match &s.kind {
             SinkKind::File(f) => format!("file sink: writes {}", f.path),
@@ -313,6 +330,7 @@ pub fn build(config: &Config, cores: Vec<Option<usize>>) -> Plan {
         rings,
         threads,
         mesh,
+        exchange,
     }
 }
 

@@ -13,6 +13,7 @@ use sluice_connectors::sinks::SinkRuntime;
 use sluice_connectors::sources::{SourceRuntime, SourceShape};
 use sluice_engine::context::BuildCtx;
 use sluice_engine::metrics::{ComponentKind, Registry};
+use sluice_engine::path::FieldPath;
 use sluice_engine::pipeline::{Node, Operator, Pipeline, ShardSink, Transform};
 use sluice_engine::ring::{self, Doorbell, RingRx, RingTx, WhenFull};
 use sluice_engine::runtime::{self, ShardSpec};
@@ -151,11 +152,25 @@ pub fn run(
             } else {
                 ComponentKind::Sink
             };
+            let exchange_keys = config
+                .transforms
+                .iter()
+                .find(|t| t.id == n.id && n.role == Role::Transform && t.kind.is_keyed())
+                .map(|t| {
+                    t.kind
+                        .key_fields()
+                        .iter()
+                        .map(|f| FieldPath::parse(f))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| anyhow::anyhow!("transform {}: key field: {e}", t.id))
+                })
+                .transpose()?;
             nodes.push(Node {
                 id: n.id.clone(),
                 op,
                 metrics: registry.component(&n.id, kind, &n.type_name),
                 outputs: n.outputs.clone(),
+                exchange_keys,
             });
         }
         pipelines.push(Pipeline::new(nodes, plan.source_outputs.clone()));
@@ -180,6 +195,29 @@ pub fn run(
                     inb.push(rx);
                 }
             }
+        }
+    }
+    // The keyed exchange: one more ring from every shard to every other one.
+    let mut exchange_inbound: Vec<Vec<RingRx<Envelope>>> =
+        (0..shards).map(|_| Vec::new()).collect();
+    if plan.exchange {
+        for (from, pipeline) in pipelines.iter_mut().enumerate() {
+            let mut txs = Vec::with_capacity(shards);
+            for (to, inb) in exchange_inbound.iter_mut().enumerate() {
+                if from == to {
+                    txs.push(None);
+                    continue;
+                }
+                let (tx, rx) = ring::ring(
+                    config.engine.ring_capacity,
+                    WhenFull::Block,
+                    bells[to].clone(),
+                    Arc::default(),
+                );
+                txs.push(Some(tx));
+                inb.push(rx);
+            }
+            pipeline.set_exchange(from, txs);
         }
     }
     let mut shard_sources: Vec<Vec<Box<dyn ShardSource>>> =
@@ -230,11 +268,12 @@ pub fn run(
         );
     }
     let mut shard_handles: Vec<runtime::ShardHandle> = Vec::new();
-    for (index, (((pipeline, inb), prs), srcs)) in pipelines
+    for (index, ((((pipeline, inb), prs), srcs), xin)) in pipelines
         .into_iter()
         .zip(inbound)
         .zip(peers)
         .zip(shard_sources)
+        .zip(exchange_inbound)
         .enumerate()
     {
         let setup = ShardSetup {
@@ -243,6 +282,7 @@ pub fn run(
             pipeline,
             inbound: inb,
             peers: prs,
+            exchange_inbound: xin,
             sources: srcs,
             lifecycle: lifecycle.clone(),
             doorbell: bells[index].clone(),

@@ -9,8 +9,16 @@
 
 use crate::batch::Batch;
 use crate::metrics::ComponentMetrics;
+use crate::path::FieldPath;
+use crate::ring::RingTx;
+use crate::source::Envelope;
 use std::collections::VecDeque;
+use std::hash::Hasher;
 use std::sync::Arc;
+
+/// `Envelope::source` values with this bit set carry a batch that already went through a
+/// keyed exchange: the rest of the value is the node it enters at.
+pub const EXCHANGED: u16 = 0x8000;
 
 /// The main output port of a component.
 pub const PORT_MAIN: u8 = 0;
@@ -90,6 +98,19 @@ pub struct Node {
     pub metrics: Arc<ComponentMetrics>,
     /// For each output port, the nodes that read it.
     pub outputs: Vec<Vec<u16>>,
+    /// Keyed transforms: the fields whose values pick the shard that owns an event. A batch
+    /// reaching this node is split by key; other shards' parts travel through the exchange
+    /// rings and enter this node there.
+    pub exchange_keys: Option<Vec<FieldPath>>,
+}
+
+/// The shard's side of the keyed exchange: one ring to every other shard.
+struct Exchange {
+    shard: usize,
+    /// Indexed by shard; `None` for this shard.
+    peers: Vec<Option<RingTx<Envelope>>>,
+    /// Parts whose peer ring was full, in order, per peer: retried before anything else.
+    overflow: VecDeque<(usize, Envelope)>,
 }
 
 /// One shard's fused graph.
@@ -100,6 +121,7 @@ pub struct Pipeline {
     pending: VecDeque<(u16, Batch)>,
     stack: Vec<(u16, Batch)>,
     emitter: Emitter,
+    exchange: Option<Exchange>,
 }
 
 impl Pipeline {
@@ -110,12 +132,44 @@ impl Pipeline {
             pending: VecDeque::new(),
             stack: Vec::with_capacity(16),
             emitter: Emitter::default(),
+            exchange: None,
         }
     }
 
-    /// True while a sink holds back a batch; sources must wait.
+    /// Connects this pipeline (on shard `shard`) to the exchange rings toward the other
+    /// shards (`peers[shard]` is `None`).
+    pub fn set_exchange(&mut self, shard: usize, peers: Vec<Option<RingTx<Envelope>>>) {
+        self.exchange = Some(Exchange {
+            shard,
+            peers,
+            overflow: VecDeque::new(),
+        });
+    }
+
+    /// True while a sink holds back a batch or an exchange ring is full; sources must wait.
     pub fn is_blocked(&self) -> bool {
+        !self.pending.is_empty() || self.exchange_backlog()
+    }
+
+    /// True while a sink holds back a batch: nothing new may enter. (A full exchange ring
+    /// alone still lets batches from other shards' exchanges in, or two shards waiting on
+    /// each other would never drain.)
+    pub fn sinks_blocked(&self) -> bool {
         !self.pending.is_empty()
+    }
+
+    fn exchange_backlog(&self) -> bool {
+        self.exchange.as_ref().is_some_and(|x| !x.overflow.is_empty())
+    }
+
+    /// Runs a batch that another shard's exchange sent here (`Envelope::source` with
+    /// [`EXCHANGED`] set) into its node.
+    pub fn push_exchanged(&mut self, source: u16, batch: Batch) {
+        let node = source & !EXCHANGED;
+        if (node as usize) < self.nodes.len() {
+            self.stack.push((node | EXCHANGED, batch));
+            self.run();
+        }
     }
 
     /// Runs a batch from source `source` through the graph.
@@ -127,8 +181,20 @@ impl Pipeline {
         self.run();
     }
 
-    /// Retries batches that sinks handed back; true when none is left.
+    /// Retries batches that sinks handed back (and exchange parts whose ring was full);
+    /// true when none is left.
     pub fn retry_pending(&mut self) -> bool {
+        if let Some(x) = &mut self.exchange {
+            while let Some((peer, env)) = x.overflow.pop_front() {
+                let Some(Some(tx)) = x.peers.get_mut(peer) else {
+                    continue;
+                };
+                if let Err(env) = tx.try_push(env) {
+                    x.overflow.push_front((peer, env));
+                    break;
+                }
+            }
+        }
         for _ in 0..self.pending.len() {
             let Some((node, batch)) = self.pending.pop_front() else {
                 break;
@@ -136,7 +202,7 @@ impl Pipeline {
             self.stack.push((node, batch));
             self.run();
         }
-        self.pending.is_empty()
+        self.pending.is_empty() && !self.exchange_backlog()
     }
 
     /// Whether any transform wants [`Pipeline::tick`] calls.
@@ -163,6 +229,51 @@ impl Pipeline {
         }
     }
 
+    /// Splits `batch` by key before node `idx`: sends other shards' parts, returns this
+    /// shard's part (if any events are left for it).
+    fn exchange_split(&mut self, idx: u16, mut batch: Batch) -> Option<Batch> {
+        let Some(x) = &mut self.exchange else {
+            return Some(batch);
+        };
+        let shards = x.peers.len();
+        if shards <= 1 {
+            return Some(batch);
+        }
+        let keys = self.nodes[idx as usize]
+            .exchange_keys
+            .as_ref()
+            .expect("keyed node");
+        let mut parts: Vec<Vec<crate::batch::Event>> = vec![Vec::new(); shards];
+        for ev in &batch.events {
+            parts[shard_of(&batch, ev, keys, shards)].push(*ev);
+        }
+        let local = std::mem::take(&mut parts[x.shard]);
+        for (peer, events) in parts.into_iter().enumerate() {
+            if events.is_empty() {
+                continue;
+            }
+            let env = Envelope {
+                source: idx | EXCHANGED,
+                batch: batch.sibling(events),
+            };
+            let Some(Some(tx)) = x.peers.get_mut(peer) else {
+                continue;
+            };
+            // Keep per-peer order: once something waits for a peer, queue behind it.
+            let queued = x.overflow.iter().any(|(p, _)| *p == peer);
+            if queued {
+                x.overflow.push_back((peer, env));
+            } else if let Err(env) = tx.try_push(env) {
+                x.overflow.push_back((peer, env));
+            }
+        }
+        if local.is_empty() {
+            return None;
+        }
+        batch.events = local;
+        Some(batch)
+    }
+
     fn route_emitted(&mut self, idx: u16) {
         let node = &self.nodes[idx as usize];
         for (port, out) in self.emitter.items.drain(..) {
@@ -185,7 +296,14 @@ impl Pipeline {
     }
 
     fn run(&mut self) {
-        while let Some((idx, batch)) = self.stack.pop() {
+        while let Some((entry, mut batch)) = self.stack.pop() {
+            let idx = entry & !EXCHANGED;
+            if entry & EXCHANGED == 0 && self.nodes[idx as usize].exchange_keys.is_some() {
+                batch = match self.exchange_split(idx, batch) {
+                    Some(local) => local,
+                    None => continue,
+                };
+            }
             let node = &mut self.nodes[idx as usize];
             let events = batch.len() as u64;
             match &mut node.op {
@@ -202,6 +320,32 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// The shard that owns an event's key: a fixed-seed hash of the key fields' values
+/// (missing fields hash as absent), so every shard agrees.
+pub fn shard_of(batch: &Batch, ev: &crate::batch::Event, keys: &[FieldPath], shards: usize) -> usize {
+    let mut h = std::hash::DefaultHasher::new();
+    let mut scratch = Vec::new();
+    for k in keys {
+        match batch.get(ev, k) {
+            Some(v) => match v.as_str() {
+                Some(s) => {
+                    h.write_u8(1);
+                    h.write(&s);
+                }
+                None => {
+                    scratch.clear();
+                    v.write_json(&mut scratch);
+                    h.write_u8(2);
+                    h.write(&scratch);
+                }
+            },
+            None => h.write_u8(0),
+        }
+        h.write_u8(0xff);
+    }
+    (h.finish() % shards as u64) as usize
 }
 
 fn connected_ports(outputs: &[Vec<u16>]) -> u64 {
@@ -264,18 +408,21 @@ mod tests {
                 op: Operator::Transform(Box::new(KeepShort)),
                 metrics: reg.component("t", ComponentKind::Transform, "x"),
                 outputs: vec![vec![1, 2], vec![2]],
+                exchange_keys: None,
             },
             Node {
                 id: "a".into(),
                 op: Operator::Sink(Box::new(Count(a.clone(), 0))),
                 metrics: reg.component("a", ComponentKind::Sink, "x"),
                 outputs: vec![],
+                exchange_keys: None,
             },
             Node {
                 id: "b".into(),
                 op: Operator::Sink(Box::new(Count(b.clone(), 1))),
                 metrics: reg.component("b", ComponentKind::Sink, "x"),
                 outputs: vec![],
+                exchange_keys: None,
             },
         ];
         let mut p = Pipeline::new(nodes, vec![vec![0]]);
@@ -291,5 +438,74 @@ mod tests {
         assert_eq!(b.load(Ordering::Relaxed), 4);
         assert_eq!(reg.get("t").unwrap().events_out(), 2);
         assert_eq!(reg.get("b").unwrap().events_in(), 4);
+    }
+
+    struct Record(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+    impl Transform for Record {
+        fn process(&mut self, batch: Batch, _out: &mut Emitter) {
+            let mut seen = self.0.lock().unwrap();
+            for e in &batch.events {
+                seen.push(batch.line(e).to_vec());
+            }
+        }
+    }
+
+    #[test]
+    fn keyed_exchange_sends_each_key_to_one_shard() {
+        use crate::ring::{ring, Doorbell, WhenFull};
+        let reg = Registry::new();
+        let seen: Vec<_> = (0..2)
+            .map(|_| Arc::new(std::sync::Mutex::new(Vec::new())))
+            .collect();
+        let mut pipes: Vec<Pipeline> = (0..2)
+            .map(|s| {
+                let node = Node {
+                    id: "k".into(),
+                    op: Operator::Transform(Box::new(Record(seen[s].clone()))),
+                    metrics: reg.component("k", ComponentKind::Transform, "x"),
+                    outputs: vec![vec![]],
+                    exchange_keys: Some(vec![FieldPath::parse("message").unwrap()]),
+                };
+                Pipeline::new(vec![node], vec![vec![0]])
+            })
+            .collect();
+        // Ring capacity 1: the second part for the peer overflows and is retried.
+        let (tx01, mut rx01) = ring(1, WhenFull::Block, Doorbell::new(), Arc::default());
+        let (tx10, _rx10) = ring(1, WhenFull::Block, Doorbell::new(), Arc::default());
+        pipes[0].set_exchange(0, vec![None, Some(tx01)]);
+        pipes[1].set_exchange(1, vec![Some(tx10), None]);
+        let lines: Vec<String> = (0..200).map(|i| format!("key{}", i % 37)).collect();
+        for chunk in lines.chunks(50) {
+            let data = chunk.join("\n") + "\n";
+            pipes[0].push(0, Batch::from_lines(Bytes::from(data), 0));
+        }
+        assert!(pipes[0].is_blocked(), "the full ring leaves a backlog");
+        assert!(!pipes[0].sinks_blocked());
+        let mut guard = 0;
+        loop {
+            while let Some(env) = rx01.pop() {
+                assert_ne!(env.source & EXCHANGED, 0);
+                pipes[1].push_exchanged(env.source, env.batch);
+            }
+            if pipes[0].retry_pending() && rx01.is_empty() {
+                break;
+            }
+            guard += 1;
+            assert!(guard < 1000);
+        }
+        let a = seen[0].lock().unwrap().clone();
+        let b = seen[1].lock().unwrap().clone();
+        assert_eq!(a.len() + b.len(), 200);
+        assert!(!a.is_empty() && !b.is_empty());
+        for k in &a {
+            assert!(!b.contains(k), "key {:?} on both shards", String::from_utf8_lossy(k));
+        }
+        // Per key, order is kept.
+        let mut all = a.clone();
+        all.extend(b.clone());
+        all.sort();
+        let mut want: Vec<Vec<u8>> = lines.iter().map(|l| l.as_bytes().to_vec()).collect();
+        want.sort();
+        assert_eq!(all, want);
     }
 }

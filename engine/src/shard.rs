@@ -114,6 +114,9 @@ pub struct ShardSetup {
     pub inbound: Vec<RingRx<Envelope>>,
     /// Rings from this shard to each other shard (for spreading).
     pub peers: Vec<RingTx<Envelope>>,
+    /// Rings from the other shards' keyed exchanges into this shard (drained even while
+    /// this shard's own exchange rings are full, so shards never wait on each other).
+    pub exchange_inbound: Vec<RingRx<Envelope>>,
     /// Rung by every producer of `inbound` when this shard sleeps.
     pub doorbell: Arc<Doorbell>,
     pub sources: Vec<Box<dyn ShardSource>>,
@@ -133,6 +136,7 @@ pub async fn run_shard(setup: ShardSetup) {
         pipeline,
         mut inbound,
         peers,
+        mut exchange_inbound,
         sources,
         lifecycle,
         doorbell,
@@ -178,6 +182,18 @@ pub async fn run_shard(setup: ShardSetup) {
             if p.is_blocked() && p.retry_pending() {
                 did = true;
             }
+            if !p.sinks_blocked() {
+                for rx in exchange_inbound.iter_mut() {
+                    for _ in 0..8 {
+                        let Some(env) = rx.pop() else { break };
+                        p.push_exchanged(env.source, env.batch);
+                        did = true;
+                        if p.sinks_blocked() {
+                            break;
+                        }
+                    }
+                }
+            }
             if !p.is_blocked() {
                 'rings: for rx in inbound.iter_mut() {
                     for _ in 0..8 {
@@ -206,7 +222,9 @@ pub async fn run_shard(setup: ShardSetup) {
                 // producer rings (or 100 ms pass: lifecycle changes are polled).
                 Some(w) if idle >= 3 && !ctx.inner.pipeline.borrow().is_blocked() => {
                     doorbell.set_sleeping(true);
-                    if inbound.iter().all(|r| r.is_empty()) {
+                    if inbound.iter().all(|r| r.is_empty())
+                        && exchange_inbound.iter().all(|r| r.is_empty())
+                    {
                         w.wait(Duration::from_millis(100)).await;
                     }
                     doorbell.set_sleeping(false);

@@ -267,9 +267,20 @@ impl TransformKind {
         }
     }
 
+    /// The fields whose values key the transform's state (sample per key, throttle,
+    /// dedupe, aggregate): the planner puts an exchange before it so each key lives on one
+    /// shard. Empty for transforms without keyed state.
+    pub fn key_fields(&self) -> Vec<String> {
+        match self {
+            TransformKind::Parse(_) | TransformKind::Filter(_) | TransformKind::Fields(_) => {
+                Vec::new()
+            }
+        }
+    }
+
     /// Whether the transform keeps state by key (then it must run after an exchange).
     pub fn is_keyed(&self) -> bool {
-        false
+        !self.key_fields().is_empty()
     }
 }
 
