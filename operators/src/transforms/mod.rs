@@ -9,6 +9,7 @@ pub mod aggregate;
 pub mod fields;
 pub mod filter;
 pub mod log_to_metric;
+pub mod mmdb_writer;
 pub mod parse;
 #[cfg(test)]
 mod test_pipeline;
