@@ -273,6 +273,8 @@ mod tests {
             let r = reader.lookup(miss.parse().unwrap()).unwrap();
             assert!(!r.has_data(), "{miss}");
         }
-        assert!(w.insert(Ipv4Addr::new(1, 2, 3, 4), 33, &MmdbValue::U16(1)).is_err());
+        assert!(w
+            .insert(Ipv4Addr::new(1, 2, 3, 4), 33, &MmdbValue::U16(1))
+            .is_err());
     }
 }

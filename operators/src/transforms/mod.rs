@@ -6,6 +6,7 @@
 //! `named_outputs()` in order (`dropped` is port 1 wherever it exists).
 
 pub mod aggregate;
+pub mod enrich;
 pub mod fields;
 pub mod filter;
 pub mod log_to_metric;
