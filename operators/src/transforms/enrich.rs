@@ -812,13 +812,6 @@ mod tests {
         p
     }
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("sluice-enrich-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
     fn enrich(cfg: &EnrichConfig) -> Harness {
         let data = cfg.load().unwrap();
         Harness::new(Box::new(cfg.build(&data).unwrap()), 1)
@@ -826,9 +819,10 @@ mod tests {
 
     #[test]
     fn csv_table_match_miss_and_numeric_key() {
-        let dir = temp_dir("csv");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let path = write_file(
-            &dir,
+            dir,
             "users.csv",
             b"id,name,team\n42,Ann,core\n7,\"Bob, Jr.\",web\nx\"y,Q,ops\n",
         );
@@ -879,9 +873,10 @@ mod tests {
 
     #[test]
     fn json_tables_array_and_object() {
-        let dir = temp_dir("json");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let array = write_file(
-            &dir,
+            dir,
             "hosts.json",
             br#"[{"host":"a","dc":"eu","rack":3},{"host":10,"dc":"us"},{"host":"a","dc":"ap"}]"#,
         );
@@ -911,7 +906,7 @@ mod tests {
         );
 
         let object = write_file(
-            &dir,
+            dir,
             "codes.data",
             br#"{"404": {"text": "Not Found"}, "500": {"text": "Server Error", "page": true}}"#,
         );
@@ -997,8 +992,9 @@ mod tests {
 
     #[test]
     fn geoip_city_lookups_and_misses() {
-        let dir = temp_dir("geo");
-        let db = geo_db(&dir);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let db = geo_db(dir);
         let cfg = config(serde_json::json!({
             "geoip": {"database": db, "field": "client.ip"}
         }));
@@ -1034,9 +1030,10 @@ mod tests {
 
     #[test]
     fn events_sharing_a_match_share_one_batch() {
-        let dir = temp_dir("split");
-        let db = geo_db(&dir);
-        let table = write_file(&dir, "t.csv", b"k,v\na,1\nb,2\n");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let db = geo_db(dir);
+        let table = write_file(dir, "t.csv", b"k,v\na,1\nb,2\n");
         let cfg = config(serde_json::json!({
             "table": {"path": table, "key_column": "k"},
             "key": "k",
@@ -1066,14 +1063,15 @@ mod tests {
 
     #[test]
     fn config_and_load_errors() {
-        let dir = temp_dir("errors");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let err = |v: serde_json::Value| match config(v).load() {
             Ok(_) => panic!("loaded"),
             Err(e) => e,
         };
         let e = err(serde_json::json!({}));
         assert!(e.contains("nothing to do"), "{e}");
-        let csv = write_file(&dir, "t.csv", b"id,name\n1,a\n2,b,extra\n");
+        let csv = write_file(dir, "t.csv", b"id,name\n1,a\n2,b,extra\n");
         let e = err(serde_json::json!({"table": {"path": csv, "key_column": "id"}}));
         assert!(e.contains("`key`"), "{e}");
         let e = err(serde_json::json!({"table": {"path": csv, "key_column": "id"}, "key": "k"}));
@@ -1099,22 +1097,22 @@ mod tests {
             serde_json::json!({"table": {"path": dir.join("t.txt"), "key_column": "id"}, "key": "k"}),
         );
         assert!(e.contains("format"), "{e}");
-        let bad_json = write_file(&dir, "bad.json", b"[{\"id\":1},\n{\"id\":]");
+        let bad_json = write_file(dir, "bad.json", b"[{\"id\":1},\n{\"id\":]");
         let e =
             err(serde_json::json!({"table": {"path": bad_json, "key_column": "id"}, "key": "k"}));
         assert!(e.contains("bad.json") && e.contains("line 2"), "{e}");
-        let no_key = write_file(&dir, "nokey.json", b"[{\"id\":1},{\"name\":2}]");
+        let no_key = write_file(dir, "nokey.json", b"[{\"id\":1},{\"name\":2}]");
         let e = err(serde_json::json!({"table": {"path": no_key, "key_column": "id"}, "key": "k"}));
         assert!(e.contains("element 1 has no `id`"), "{e}");
-        let scalar = write_file(&dir, "scalar.json", b"3");
+        let scalar = write_file(dir, "scalar.json", b"3");
         let e = err(serde_json::json!({"table": {"path": scalar, "key_column": "id"}, "key": "k"}));
         assert!(e.contains("expected an array"), "{e}");
-        let not_mmdb = write_file(&dir, "x.mmdb", b"not a database");
+        let not_mmdb = write_file(dir, "x.mmdb", b"not a database");
         let e = err(serde_json::json!({"geoip": {"database": not_mmdb, "field": "ip"}}));
         assert!(e.contains("x.mmdb"), "{e}");
         let e = err(serde_json::json!({"geoip": {"database": not_mmdb, "field": "a..b"}}));
         assert!(e.contains("geoip.field"), "{e}");
-        let dup = write_file(&dir, "dup.csv", b"id,v\n1,a\n1,b\n2,c\n2,d\n");
+        let dup = write_file(dir, "dup.csv", b"id,v\n1,a\n1,b\n2,c\n2,d\n");
         let cfg =
             config(serde_json::json!({"table": {"path": dup, "key_column": "id"}, "key": "id"}));
         let data = cfg.load().unwrap();
