@@ -5,9 +5,15 @@
 //! Named outputs are ports: port 0 is the main output, the others are listed by
 //! `named_outputs()` in order (`dropped` is port 1 wherever it exists).
 
+pub mod aggregate;
+pub mod enrich;
 pub mod fields;
 pub mod filter;
+pub mod log_to_metric;
+pub mod mmdb_writer;
 pub mod parse;
+#[cfg(test)]
+mod test_pipeline;
 
 /// Port of the `dropped` output of transforms that have one.
 pub const PORT_DROPPED: u8 = 1;
