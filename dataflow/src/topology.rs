@@ -111,6 +111,29 @@ pub fn run(
             on_exit.push(e);
         }
     }
+    // State shared by every shard's instance of a transform, made once.
+    let mut metric_stores = std::collections::HashMap::new();
+    let mut enrich_data = std::collections::HashMap::new();
+    for t in &config.transforms {
+        match &t.kind {
+            TransformKind::LogToMetric(c) => {
+                let store = c
+                    .prepare(&registry, &t.id)
+                    .map_err(|e| anyhow::anyhow!("transform {}: {e}", t.id))?;
+                metric_stores.insert(t.id.clone(), store);
+            }
+            TransformKind::Enrich(c) => {
+                let data = c
+                    .load()
+                    .map_err(|e| anyhow::anyhow!("transform {}: {e}", t.id))?;
+                for w in &data.warnings {
+                    tracing::warn!(transform = %t.id, "{w}");
+                }
+                enrich_data.insert(t.id.clone(), data);
+            }
+            _ => {}
+        }
+    }
     let mut pipelines: Vec<Pipeline> = Vec::new();
     for _shard in 0..shards {
         let mut nodes = Vec::new();
@@ -133,6 +156,18 @@ pub fn run(
                         ),
                         TransformKind::Fields(c) => Box::new(
                             c.build()
+                                .map_err(|e| anyhow::anyhow!("transform {}: {e}", t.id))?,
+                        ),
+                        TransformKind::Aggregate(c) => Box::new(
+                            c.build(&metrics)
+                                .map_err(|e| anyhow::anyhow!("transform {}: {e}", t.id))?,
+                        ),
+                        TransformKind::LogToMetric(c) => Box::new(
+                            c.build(&metric_stores[&t.id])
+                                .map_err(|e| anyhow::anyhow!("transform {}: {e}", t.id))?,
+                        ),
+                        TransformKind::Enrich(c) => Box::new(
+                            c.build(&enrich_data[&t.id])
                                 .map_err(|e| anyhow::anyhow!("transform {}: {e}", t.id))?,
                         ),
                     };

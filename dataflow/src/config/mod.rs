@@ -22,6 +22,9 @@ use sluice_engine::ring::WhenFull;
 use sluice_engine::units::HumanDuration;
 use sluice_operators::transforms::fields::FieldsConfig;
 use sluice_operators::transforms::filter::FilterConfig;
+use sluice_operators::transforms::aggregate::AggregateConfig;
+use sluice_operators::transforms::enrich::EnrichConfig;
+use sluice_operators::transforms::log_to_metric::LogToMetricConfig;
 use sluice_operators::transforms::parse::ParseConfig;
 use std::fmt;
 use std::net::SocketAddr;
@@ -243,6 +246,9 @@ pub enum TransformKind {
     Parse(ParseConfig),
     Filter(FilterConfig),
     Fields(FieldsConfig),
+    Aggregate(AggregateConfig),
+    LogToMetric(LogToMetricConfig),
+    Enrich(Box<EnrichConfig>),
 }
 
 /// A sink's typed options.
@@ -254,7 +260,14 @@ pub enum SinkKind {
 }
 
 pub const SOURCE_TYPES: &[&str] = &["file", "generator", "stdin"];
-pub const TRANSFORM_TYPES: &[&str] = &["fields", "filter", "parse"];
+pub const TRANSFORM_TYPES: &[&str] = &[
+    "aggregate",
+    "enrich",
+    "fields",
+    "filter",
+    "log_to_metric",
+    "parse",
+];
 pub const SINK_TYPES: &[&str] = &["blackhole", "console", "file"];
 
 impl TransformKind {
@@ -264,6 +277,9 @@ impl TransformKind {
             TransformKind::Parse(_) => ParseConfig::NAMED_OUTPUTS,
             TransformKind::Filter(_) => FilterConfig::NAMED_OUTPUTS,
             TransformKind::Fields(_) => &[],
+            TransformKind::Aggregate(_) => AggregateConfig::NAMED_OUTPUTS,
+            TransformKind::LogToMetric(_) => LogToMetricConfig::NAMED_OUTPUTS,
+            TransformKind::Enrich(_) => EnrichConfig::NAMED_OUTPUTS,
         }
     }
 
@@ -272,9 +288,12 @@ impl TransformKind {
     /// shard. Empty for transforms without keyed state.
     pub fn key_fields(&self) -> Vec<String> {
         match self {
-            TransformKind::Parse(_) | TransformKind::Filter(_) | TransformKind::Fields(_) => {
-                Vec::new()
-            }
+            TransformKind::Aggregate(c) => c.key_fields(),
+            TransformKind::Parse(_)
+            | TransformKind::Filter(_)
+            | TransformKind::Fields(_)
+            | TransformKind::LogToMetric(_)
+            | TransformKind::Enrich(_) => Vec::new(),
         }
     }
 
@@ -679,6 +698,32 @@ pub fn load_str(
                 }),
                 ("transforms", "fields") => typed!(FieldsConfig).and_then(|c| match c.validate() {
                     Ok(()) => Some(TransformKind::Fields(c)),
+                    Err(m) => {
+                        rep.at(&base, m);
+                        None
+                    }
+                }),
+                ("transforms", "aggregate") => {
+                    typed!(AggregateConfig).and_then(|c| match c.validate() {
+                        Ok(_) => Some(TransformKind::Aggregate(c)),
+                        Err(m) => {
+                            rep.at(&base, m);
+                            None
+                        }
+                    })
+                }
+                ("transforms", "log_to_metric") => {
+                    typed!(LogToMetricConfig).and_then(|c| match c.validate() {
+                        Ok(()) => Some(TransformKind::LogToMetric(c)),
+                        Err(m) => {
+                            rep.at(&base, m);
+                            None
+                        }
+                    })
+                }
+                // Loading reads the table and database: a missing file is a config error.
+                ("transforms", "enrich") => typed!(EnrichConfig).and_then(|c| match c.load() {
+                    Ok(_) => Some(TransformKind::Enrich(Box::new(c))),
                     Err(m) => {
                         rep.at(&base, m);
                         None
