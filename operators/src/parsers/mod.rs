@@ -4,5 +4,6 @@
 //! implements [`sink::LineParser`] and reports fields through a [`sink::FieldSink`].
 
 pub mod json;
+pub mod level;
 pub mod sink;
 pub mod timestamp;
