@@ -6,4 +6,5 @@
 pub mod json;
 pub mod level;
 pub mod sink;
+pub mod syslog;
 pub mod timestamp;

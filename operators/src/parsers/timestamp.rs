@@ -235,7 +235,12 @@ impl<'a> Cursor<'a> {
         Cursor { bytes, pos: 0 }
     }
 
-    fn peek(&self) -> Option<u8> {
+    /// A cursor at `pos` (past the end reads as the end).
+    pub(crate) fn at(bytes: &'a [u8], pos: usize) -> Cursor<'a> {
+        Cursor { bytes, pos }
+    }
+
+    pub(crate) fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
 
@@ -243,7 +248,7 @@ impl<'a> Cursor<'a> {
         self.pos >= self.bytes.len()
     }
 
-    fn eat(&mut self, byte: u8) -> bool {
+    pub(crate) fn eat(&mut self, byte: u8) -> bool {
         let hit = self.peek() == Some(byte);
         self.pos += hit as usize;
         hit
@@ -296,7 +301,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A run of ASCII letters (possibly empty).
-    fn letters(&mut self) -> &'a [u8] {
+    pub(crate) fn letters(&mut self) -> &'a [u8] {
         let start = self.pos;
         while self.peek().is_some_and(|b| b.is_ascii_alphabetic()) {
             self.pos += 1;
@@ -506,7 +511,7 @@ fn whole<'a, T>(bytes: &'a [u8], read: impl FnOnce(&mut Cursor<'a>) -> Option<T>
     c.at_end().then_some(value)
 }
 
-fn rfc3339_civil(bytes: &[u8]) -> Option<CivilDateTime> {
+pub(crate) fn rfc3339_civil(bytes: &[u8]) -> Option<CivilDateTime> {
     whole(bytes, iso_datetime)
 }
 
@@ -1499,7 +1504,7 @@ mod tests {
             syslog("Oct 11 22:14:15", &plus_two).as_deref(),
             Some("2026-10-11T20:14:15Z")
         );
-        assert_eq!(YearContext::system(0).year_for_month(1) >= 2025, true);
+        assert!(YearContext::system(0).year_for_month(1) >= 2025);
     }
 
     #[test]
@@ -1534,7 +1539,8 @@ mod tests {
             let f = TimestampFormat::from_config(format, tz).unwrap();
             render_opt(f.parse(input.as_bytes()))
         };
-        let cases: &[(Option<&str>, Option<&str>, &str, Option<&str>)] = &[
+        type Case<'a> = (Option<&'a str>, Option<&'a str>, &'a str, Option<&'a str>);
+        let cases: &[Case] = &[
             (
                 None,
                 None,
