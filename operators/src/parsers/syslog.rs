@@ -75,6 +75,7 @@ const ERR_SD_UTF8: ParseError = ParseError::new("RFC 5424 SD-PARAM value is not 
 const ERR_SPACE_AFTER_SD: ParseError =
     ParseError::new("RFC 5424 STRUCTURED-DATA is not followed by a space");
 const ERR_MSG_UTF8: ParseError = ParseError::new("message is not valid UTF-8");
+const ERR_EMPTY: ParseError = ParseError::new("empty line");
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -646,6 +647,9 @@ impl SyslogParser {
         }
         let message = line.get(pos..).unwrap_or_default().trim_ascii_end();
         let message = checked_message(message)?;
+        if pri.is_none() && header.is_none() && tag.is_none() && message.is_none() {
+            return Err(ERR_EMPTY);
+        }
 
         if let Some(pri) = pri {
             emit_pri(pri, out);
@@ -1240,6 +1244,9 @@ mod tests {
             (Auto, b"<34>1 - h a - - - ok then \xc3", ERR_MSG_UTF8),
             (Auto, b"<34>Oct 11 22:14:15 host app: \xff", ERR_MSG_UTF8),
             (Rfc3164, b"\xff\xfe binary", ERR_MSG_UTF8),
+            (Rfc3164, b"", ERR_EMPTY),
+            (Rfc3164, b"  \t \r\n", ERR_EMPTY),
+            (Rfc3164, b"\xef\xbb\xbf", ERR_EMPTY),
         ];
         for (mode, line, reason) in cases {
             assert_eq!(

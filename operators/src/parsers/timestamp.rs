@@ -1,8 +1,13 @@
-//! Timestamps: the normalised form every parser emits, and its RFC 3339 rendering.
+//! Timestamps: the normalised form every parser emits, its RFC 3339 rendering, and the
+//! parsing of the many input layouts.
 //!
-//! Parsing of the many input layouts lives here too (see the functions below); every parser
-//! turns what it reads into a [`Timestamp`] (nanoseconds since the Unix epoch, UTC) and the
-//! sink writes it as RFC 3339 with the shortest fraction (`.003`, `.123456`, or none).
+//! Every parser turns what it reads into a [`Timestamp`] (nanoseconds since the Unix epoch,
+//! UTC) and the sink writes it as RFC 3339 with the shortest fraction (`.003`, `.123456`, or
+//! none). The layouts (RFC 3339, RFC 2822, BSD syslog, Apache, epoch numbers, Go's and Java's
+//! defaults) have hand-written parsers over bytes: no allocation, no chrono, no clock read
+//! except for a BSD time without year. [`parse_any`] detects the layout; [`TimestampFormat`]
+//! is the configured form (`timestamp_format` / `timezone`), where chrono serves only
+//! strftime formats and the `local` zone.
 
 /// A point in time: nanoseconds since 1970-01-01T00:00:00Z.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
