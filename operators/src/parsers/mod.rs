@@ -4,6 +4,8 @@
 //! implements [`sink::LineParser`] and reports fields through a [`sink::FieldSink`].
 
 pub mod json;
+pub mod level;
 pub mod sink;
 pub mod tape;
+pub mod syslog;
 pub mod timestamp;
