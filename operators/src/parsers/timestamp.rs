@@ -152,8 +152,14 @@ mod tests {
         assert_eq!(render(t), "2003-10-11T22:14:15.003Z");
         let t = Timestamp::from_civil(2003, 8, 24, 5, 14, 15, 3_000, -7 * 3600).unwrap();
         assert_eq!(render(t), "2003-08-24T12:14:15.000003Z");
-        assert_eq!(render(Timestamp::from_unix_nanos(0)), "1970-01-01T00:00:00Z");
-        assert_eq!(render(Timestamp::from_unix_nanos(-1)), "1969-12-31T23:59:59.999999999Z");
+        assert_eq!(
+            render(Timestamp::from_unix_nanos(0)),
+            "1970-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            render(Timestamp::from_unix_nanos(-1)),
+            "1969-12-31T23:59:59.999999999Z"
+        );
         for days in (-800_000..800_000).step_by(997) {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
