@@ -220,8 +220,11 @@ fn split_word(s: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
+/// The parts of a request line: method, path, protocol (HTTP/0.9 has none).
+type RequestParts<'a> = (&'a [u8], &'a [u8], Option<&'a [u8]>);
+
 /// `METHOD PATH PROTOCOL` (or HTTP/0.9's `METHOD PATH`), else `None`.
-fn split_request(request: &[u8]) -> Option<(&[u8], &[u8], Option<&[u8]>)> {
+fn split_request(request: &[u8]) -> Option<RequestParts<'_>> {
     let sp = memchr(b' ', request)?;
     let (method, rest) = (&request[..sp], &request[sp + 1..]);
     if method.is_empty()

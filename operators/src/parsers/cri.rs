@@ -161,13 +161,7 @@ impl LineParser for CriParser {
             held.message.extend_from_slice(&message[..room]);
             utf8_cut(&held.message, message.get(room).copied())
         };
-        write_event(
-            out,
-            first_timestamp,
-            stream,
-            &held.message[..kept],
-            !fits,
-        );
+        write_event(out, first_timestamp, stream, &held.message[..kept], !fits);
         held.message.clear();
         held.first_timestamp = None;
         held.dropping_rest = !fits && partial;
@@ -264,16 +258,7 @@ pub(crate) fn parse_rfc3339_prefix(s: &[u8]) -> Option<(Timestamp, usize)> {
         }
         _ => return None,
     };
-    let t = Timestamp::from_civil(
-        year as i32,
-        month,
-        day,
-        hour,
-        minute,
-        second,
-        nanos,
-        offset,
-    )?;
+    let t = Timestamp::from_civil(year as i32, month, day, hour, minute, second, nanos, offset)?;
     Some((t, i))
 }
 
@@ -346,7 +331,10 @@ fn strip_escaped_newline(mut raw: &[u8]) -> &[u8] {
 }
 
 fn skip_ws(s: &[u8], mut i: usize) -> usize {
-    while s.get(i).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+    while s
+        .get(i)
+        .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+    {
         i += 1;
     }
     i

@@ -230,7 +230,10 @@ fn split_quoted(line: &[u8], start: usize, quote: u8) -> (&[u8], bool, usize) {
     };
     let mut from = 0;
     let mut escaped = false;
-    while let Some(i) = body.get(from..).and_then(|s| memchr::memchr2(quote, b'\\', s)) {
+    while let Some(i) = body
+        .get(from..)
+        .and_then(|s| memchr::memchr2(quote, b'\\', s))
+    {
         let at = from + i;
         if body[at] == quote {
             return (&body[..at], escaped, start + at + 1);

@@ -358,8 +358,10 @@ fn malformed_nginx_error_lines_say_why() {
     }
 }
 
-fn all_parsers() -> Vec<Box<dyn FnMut(&[u8]) -> Result<Parsed, ParseError>>> {
-    let mut v: Vec<Box<dyn FnMut(&[u8]) -> Result<Parsed, ParseError>>> = Vec::new();
+type AnyParser = Box<dyn FnMut(&[u8]) -> Result<Parsed, ParseError>>;
+
+fn all_parsers() -> Vec<AnyParser> {
+    let mut v: Vec<AnyParser> = Vec::new();
     for format in [
         ApacheFormat::Auto,
         ApacheFormat::Common,

@@ -317,7 +317,10 @@ fn malformed_docker_lines_say_why() {
         (r#"{"log":"bad \u12 escape"}"#, E_DOCKER_STRING),
         ("{\"log\":\"raw\ttab\"}", E_DOCKER_STRING),
         (r#"{"log":"x","time":"yesterday"}"#, E_DOCKER_TIME),
-        (r#"{"log":"x","time":"2026-11-21T09:34:39Zjunk"}"#, E_DOCKER_TIME),
+        (
+            r#"{"log":"x","time":"2026-11-21T09:34:39Zjunk"}"#,
+            E_DOCKER_TIME,
+        ),
         (r#"{"log":"x","attrs":{"a":1"#, E_DOCKER_JSON),
     ];
     for (line, want) in cases {
@@ -378,7 +381,10 @@ fn invalid_utf8_and_one_mebibyte_messages() {
     assert_eq!(sink.0.as_deref(), Some(&b"\xff\xfe bytes"[..]));
     let mut sink = RawMessage::default();
     DockerParser::new()
-        .parse(b"{\"log\":\"\xc3\x28\\n\",\"stream\":\"stdout\"}", &mut sink)
+        .parse(
+            b"{\"log\":\"\xc3\x28\\n\",\"stream\":\"stdout\"}",
+            &mut sink,
+        )
         .unwrap();
     assert_eq!(sink.0.as_deref(), Some(&b"\xc3\x28"[..]));
 

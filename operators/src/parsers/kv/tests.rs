@@ -115,10 +115,7 @@ fn realistic_lines_with_default_options() {
             "starting up pid=42 =orphan query=a=b done",
             json!({"pid": "42", "query": "a=b"}),
         ),
-        (
-            "a= b=\"\" c=''",
-            json!({"a": "", "b": "", "c": ""}),
-        ),
+        ("a= b=\"\" c=''", json!({"a": "", "b": "", "c": ""})),
         (
             // Text after a closing quote up to the next separator is dropped.
             "msg=\"hello\"world next=1",
@@ -136,10 +133,7 @@ fn realistic_lines_with_default_options() {
             "city=\"São Paulo\" user=José",
             json!({"city": "São Paulo", "user": "José"}),
         ),
-        (
-            "k1=v1 k2=v2 k1=v3",
-            json!({"k1": "v3", "k2": "v2"}),
-        ),
+        ("k1=v1 k2=v2 k1=v3", json!({"k1": "v3", "k2": "v2"})),
     ];
     for (line, want) in cases {
         assert_eq!(parse(line), want, "{line}");

@@ -74,10 +74,7 @@ fn realistic_lines() {
             "debug level=info cached",
             json!({"debug": true, "level": "info", "cached": true}),
         ),
-        (
-            r#"a= b="" c=x"#,
-            json!({"a": "", "b": "", "c": "x"}),
-        ),
+        (r#"a= b="" c=x"#, json!({"a": "", "b": "", "c": "x"})),
         (
             r#"t=2026-11-21T09:34:39+0000 lvl=eror msg="Failed to look up user" logger=context userId=1 orgId=1 uname= error="user not found""#,
             json!({"t": "2026-11-21T09:34:39+0000", "lvl": "eror",
