@@ -1,12 +1,12 @@
 //! Guessing a line's format (`format = "auto"`) from cheap checks on its first bytes.
 //!
-//! In order: `{` is JSON; `<PRI>1 ` is RFC 5424; `<PRI>` followed by a month name or an
-//! ISO date, or a line that starts with a BSD timestamp (`Oct 11 22:14:15 `), is RFC 3164;
-//! an RFC 3339 timestamp followed by ` stdout `/` stderr ` and a `P`/`F` tag is CRI;
-//! `host ident user [dd/...` is an Apache/nginx access log (combined when it ends with a
-//! quote, else common); at least two `key=value` tokens, and no more bare words than pairs,
-//! within the first 4 KiB is logfmt; anything else is plain text. The checks never look
-//! past the first 4 KiB and never fail.
+//! In order: `{` (after blanks or a byte order mark) is JSON; `<PRI>1 ` is RFC 5424;
+//! `<PRI>` followed by a month name or an ISO date, or a line that starts with a BSD
+//! timestamp (`Oct 11 22:14:15 `), is RFC 3164; an RFC 3339 timestamp followed by
+//! ` stdout `/` stderr ` and a `P`/`F` tag is CRI; `host ident user [dd/...` is an
+//! Apache/nginx access log (combined when it ends with a quote, else common); at least two
+//! `key=value` tokens, and no more bare words than pairs, within the first 4 KiB is logfmt;
+//! anything else is plain text. The checks never look past the first 4 KiB and never fail.
 
 use super::cri::parse_rfc3339_prefix;
 
@@ -28,13 +28,13 @@ const SCAN_LIMIT: usize = 4096;
 
 /// Guesses the format of one line.
 pub fn detect_format(line: &[u8]) -> DetectedFormat {
-    let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
-    let start = line
+    // JSON may follow a byte order mark and blanks; the other formats start at the start.
+    let json_start = line
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .unwrap_or(line)
         .iter()
-        .position(|&b| !matches!(b, b' ' | b'\t'))
-        .unwrap_or(line.len());
-    let line = &line[start..];
-    if line.first() == Some(&b'{') {
+        .find(|&&b| !matches!(b, b' ' | b'\t'));
+    if json_start == Some(&b'{') {
         return DetectedFormat::Json;
     }
     if let Some(format) = syslog_with_pri(line) {

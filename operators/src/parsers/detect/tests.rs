@@ -104,6 +104,9 @@ fn labels_hand_written_lines() {
         ("[2026-11-21 09:34:39,123] INFO Starting server (kafka.Kafka$)", Plain),
         ("Exception in thread \"main\" java.lang.NullPointerException", Plain),
         ("\tat com.example.Main.main(Main.java:12)", Plain),
+        // Only JSON may be indented.
+        (" 2016-10-06T00:17:09.669794202Z stdout F indented", Plain),
+        ("  <34>1 2003-10-11T22:14:15.003Z host su - ID47 - x", Plain),
         ("2026-11-21 09:34:39 ERROR something broke", Plain),
         ("--flag=1 --other=2", Plain),
     ];
@@ -133,11 +136,12 @@ proptest! {
     fn labels_agree_with_the_parsers(
         text in proptest::collection::vec(prop::sample::select(b"ab=\" \\\t-.".to_vec()), 0..60),
         cri_tail in "(stdout|stderr|stdin) (P|F|X)[ :]?[a-z ]{0,8}",
+        cri_head in "[ \t]{0,1}",
     ) {
         if detect_format(&text) == Logfmt {
             prop_assert!(LogfmtParser::new().parse(&text, &mut RecordingSink::new()).is_ok());
         }
-        let cri_line = format!("2026-11-21T09:34:39.5Z {cri_tail}");
+        let cri_line = format!("{cri_head}2026-11-21T09:34:39.5Z {cri_tail}");
         let parsed = CriParser::default().parse(cri_line.as_bytes(), &mut RecordingSink::new());
         prop_assert_eq!(detect_format(cri_line.as_bytes()) == Cri, parsed.is_ok());
     }
