@@ -281,7 +281,10 @@ mod tests {
         ));
         let mut h = KeyHasher::new(parse_paths("fields", &["a".into(), "b".into()]).unwrap());
         let hashes: Vec<u128> = b.events.iter().map(|e| h.hash128(&b, e)).collect();
-        assert_eq!(hashes[0], hashes[1], "escapes and member order do not matter");
+        assert_eq!(
+            hashes[0], hashes[1],
+            "escapes and member order do not matter"
+        );
         assert_ne!(hashes[0], hashes[2], "string \"1\" is not number 1");
         assert_ne!(hashes[0], hashes[3]);
         assert_ne!(hashes[3], hashes[4], "absent is not null");

@@ -5,9 +5,14 @@
 //! Named outputs are ports: port 0 is the main output, the others are listed by
 //! `named_outputs()` in order (`dropped` is port 1 wherever it exists).
 
+pub mod dedupe;
 pub mod fields;
 pub mod filter;
+pub mod keyed;
 pub mod parse;
+pub mod redact;
+pub mod sample;
+pub mod throttle;
 
 /// Port of the `dropped` output of transforms that have one.
 pub const PORT_DROPPED: u8 = 1;

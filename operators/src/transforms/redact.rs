@@ -441,7 +441,7 @@ fn luhn_valid(text: &[u8], groups: &[(usize, usize)]) -> bool {
             double = !double;
         }
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Digit runs joined by single spaces or dashes form a candidate; within it, the longest
@@ -571,7 +571,10 @@ fn find_ipv6(text: &[u8], spans: &mut Vec<(usize, usize)>) {
         search = end;
         // Inside a word (`std::vec`, `T12:30:45`) it is not an address; after `key:` it is.
         if before_is(text, start, is_word) {
-            if text.get(start..start + 2).is_some_and(|p| p[0] == b':' && p[1] != b':') {
+            if text
+                .get(start..start + 2)
+                .is_some_and(|p| p[0] == b':' && p[1] != b':')
+            {
                 start += 1;
             } else {
                 continue;
@@ -856,7 +859,10 @@ mod tests {
                     "Authorization: Bearer abc.DEF-123_~+/xyz== rest",
                     "Authorization: Bearer [REDACTED] rest",
                 ),
-                ("authorization: bearer  t0k3n", "authorization: bearer  [REDACTED]"),
+                (
+                    "authorization: bearer  t0k3n",
+                    "authorization: bearer  [REDACTED]",
+                ),
                 ("Bearer", "Bearer"),
                 ("Bearer: x", "Bearer: x"),
                 ("forbearer abc", "forbearer abc"),
@@ -883,14 +889,18 @@ mod tests {
 
     #[test]
     fn jwt_needs_three_segments() {
-        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let jwt =
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         let line = format!("token={jwt}. done");
         check(
             Detector::Jwt,
             &[
                 (line.as_str(), "token=[REDACTED]. done"),
                 ("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", "[REDACTED]"),
-                ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0"),
+                (
+                    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0",
+                    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0",
+                ),
                 ("eyJhbGciOiJIUzI1NiJ9", "eyJhbGciOiJIUzI1NiJ9"),
                 ("eyJ..sig", "eyJ..sig"),
                 ("xeyJhbGci.eyJz.sig", "xeyJhbGci.eyJz.sig"),
@@ -948,7 +958,10 @@ mod tests {
         }
         .redactor()
         .unwrap();
-        assert_eq!(run(&mut r, "abcd ab cd"), "[REDACTED] [REDACTED] [REDACTED]");
+        assert_eq!(
+            run(&mut r, "abcd ab cd"),
+            "[REDACTED] [REDACTED] [REDACTED]"
+        );
     }
 
     #[test]
@@ -1006,16 +1019,20 @@ mod tests {
         let text = "from bob@example.com to bob@example.com, eve@example.com";
         let bob = mark("k1", "bob@example.com");
         assert_eq!(bob.len(), 7 + 16);
-        let want = format!(
-            "from {bob} to {bob}, {}",
-            mark("k1", "eve@example.com")
-        );
+        let want = format!("from {bob} to {bob}, {}", mark("k1", "eve@example.com"));
         assert_eq!(run(&mut a, text), want);
         assert_ne!(bob, mark("k1", "eve@example.com"));
         assert_eq!(run(&mut a2, text), want, "same key, same marks");
         let other = run(&mut b, text);
-        assert_eq!(other.split(' ').nth(1), Some(mark("k2", "bob@example.com").as_str()));
-        assert_ne!(mark("k2", "bob@example.com"), bob, "another key, other marks");
+        assert_eq!(
+            other.split(' ').nth(1),
+            Some(mark("k2", "bob@example.com").as_str())
+        );
+        assert_ne!(
+            mark("k2", "bob@example.com"),
+            bob,
+            "another key, other marks"
+        );
         assert_eq!(
             run(&mut a, "Bearer tok"),
             format!("Bearer {}", mark("k1", "tok"))

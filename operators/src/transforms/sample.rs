@@ -65,7 +65,10 @@ impl SampleConfig {
                 return Err("give either `key` or `deterministic_by`, not both".into())
             }
             (Some(key), None) => Mode::PerKey {
-                hasher: KeyHasher::new(parse_paths("key", std::slice::from_ref(key))?),
+                hasher: Box::new(KeyHasher::new(parse_paths(
+                    "key",
+                    std::slice::from_ref(key),
+                )?)),
                 counters: PrehashedMap::default(),
             },
             (None, Some(field)) => {
@@ -90,7 +93,7 @@ impl SampleConfig {
 enum Mode {
     Count,
     PerKey {
-        hasher: KeyHasher,
+        hasher: Box<KeyHasher>,
         /// Events seen per key hash.
         counters: PrehashedMap<u64, u64>,
     },
@@ -113,7 +116,7 @@ impl Sample {
     fn keep(&mut self, batch: &Batch, ev: &Event) -> bool {
         let rate = self.rate;
         let by_count = |seen: &mut u64| {
-            let keep = *seen % rate == 0;
+            let keep = seen.is_multiple_of(rate);
             *seen = seen.wrapping_add(1);
             keep
         };
@@ -127,7 +130,7 @@ impl Sample {
                 by_count(counters.entry(key).or_insert(0))
             }
             Mode::Deterministic { path, scratch } => match batch.get(ev, path) {
-                Some(v) => xxh3_64(value_bytes(v, scratch).1) % rate == 0,
+                Some(v) => xxh3_64(value_bytes(v, scratch).1).is_multiple_of(rate),
                 None => by_count(&mut self.seen),
             },
         }
@@ -280,7 +283,7 @@ mod tests {
             .iter()
             .filter(|l| {
                 let t = &l[10..l.find("\",").unwrap()];
-                xxh3_64(t.as_bytes()) % 4 == 0
+                xxh3_64(t.as_bytes()).is_multiple_of(4)
             })
             .cloned()
             .collect();
