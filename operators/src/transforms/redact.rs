@@ -701,8 +701,9 @@ pub struct Redact {
     out: Vec<u8>,
 }
 
-impl Transform for Redact {
-    fn process(&mut self, mut batch: Batch, out: &mut Emitter) {
+impl Redact {
+    /// Redacts the configured fields of every event of `batch` (per-event sets).
+    pub fn apply(&mut self, batch: &mut Batch) {
         for i in 0..batch.events.len() {
             let ev = batch.events[i];
             for field in &self.fields {
@@ -731,6 +732,12 @@ impl Transform for Redact {
                 batch.set_event_field(&ev, field.clone(), Value::Str(redacted));
             }
         }
+    }
+}
+
+impl Transform for Redact {
+    fn process(&mut self, mut batch: Batch, out: &mut Emitter) {
+        self.apply(&mut batch);
         out.emit(PORT_MAIN, batch);
     }
 }
@@ -1124,5 +1131,88 @@ mod tests {
         assert!(r.redact_into(b"\xff a@b.com \xfe", &mut out));
         assert_eq!(out, b"\xff [REDACTED] \xfe");
         assert!(!r.redact_into(b"\xff\xfe", &mut out));
+    }
+
+    /// Text made of fragments that reach every detector's edge cases.
+    fn tricky_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let fragment = prop::sample::select(vec![
+            "4111",
+            "1111",
+            " ",
+            "-",
+            "0",
+            "9",
+            "@",
+            ".",
+            "com",
+            "a",
+            ":",
+            "::",
+            "fe80",
+            "ffff",
+            "255",
+            "10",
+            "eyJ",
+            "Bearer ",
+            "bearer\t",
+            "AKIA",
+            "ASIA",
+            "IOSFODNN7EXAMPLE",
+            "_",
+            "=",
+            "é",
+            "😀",
+            "\n",
+            "secret",
+            "\\",
+            "\"",
+            "x",
+        ]);
+        prop::collection::vec(fragment, 0..40).prop_map(|v| v.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 2000,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        #[test]
+        fn any_text_redacts_without_panic_and_stays_utf8(text in tricky_text()) {
+            thread_local! {
+                static R: std::cell::RefCell<Redactor> = std::cell::RefCell::new(
+                    RedactConfig {
+                        literals: vec!["secret".into()],
+                        patterns: vec![r"\d{5}".into(), "x+".into()],
+                        detectors: Detector::ALL.to_vec(),
+                        ..Default::default()
+                    }
+                    .redactor()
+                    .unwrap(),
+                );
+            }
+            let mut out = Vec::new();
+            let out = if R.with(|r| r.borrow_mut().redact_into(text.as_bytes(), &mut out)) {
+                let out = String::from_utf8(out).expect("valid UTF-8 in, valid UTF-8 out");
+                proptest::prop_assert!(out.contains("[REDACTED]"));
+                out
+            } else {
+                text.clone()
+            };
+            proptest::prop_assert!(!out.contains("secret"));
+            // Every 16-digit run left standing on its own fails the Luhn check.
+            for run in out.split(|c: char| !c.is_ascii_digit()).filter(|r| r.len() == 16) {
+                proptest::prop_assert!(!luhn_valid(run.as_bytes(), &[(0, 16)]), "{run} in {out}");
+            }
+        }
+
+        #[test]
+        fn any_bytes_redact_without_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let mut r = redactor(Detector::ALL);
+            let mut out = Vec::new();
+            r.redact_into(&data, &mut out);
+        }
     }
 }
