@@ -4,6 +4,10 @@
 //! its parsed nodes in the batch's [`FieldTable`]. Filters drop events by compacting the event
 //! vector (the bytes stay where they are). Changes go to the [`Overlay`] and are applied only
 //! when a sink encodes the event, so an unchanged event leaves as its original bytes.
+//!
+//! The overlay applies to every event of the batch. A change to one event only (a redacted
+//! string) is an [`EventSet`], added with [`Batch::set_event_field`]: it is read by
+//! [`Batch::get`] and written by the encoder for that event alone.
 
 use crate::ack::AckToken;
 use crate::fields::FieldTable;
@@ -75,6 +79,21 @@ impl Overlay {
     }
 }
 
+/// A per-event [`OverlayOp::Set`]: `path` of event `event` becomes `value`.
+///
+/// It takes effect after the overlay ops that existed when it was added (`overlay.ops[..at]`)
+/// and before the later ones, so a later rename moves the value and a later set replaces it,
+/// exactly as if it were an overlay op that only this event sees.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventSet {
+    /// The [`Event::id`] of the event it changes.
+    pub event: u32,
+    /// How many overlay ops came before it.
+    pub at: u32,
+    pub path: Arc<FieldPath>,
+    pub value: Value,
+}
+
 /// Where and when a batch was made.
 #[derive(Debug, Clone)]
 pub struct Origin {
@@ -92,6 +111,9 @@ pub struct Batch {
     pub events: Vec<Event>,
     pub fields: FieldTable,
     pub overlay: Overlay,
+    /// Per-event sets, sorted by event id (then by insertion); `None` when there are none so
+    /// that a batch without them allocates nothing. Shared between clones until one writes.
+    event_sets: Option<Arc<Vec<EventSet>>>,
     pub origin: Origin,
     /// Dropped (last clone) when every sink is done with the batch: the acknowledgement.
     pub ack: Option<AckToken>,
@@ -122,6 +144,7 @@ impl Batch {
             events,
             fields: FieldTable::default(),
             overlay: Overlay::default(),
+            event_sets: None,
             origin: Origin {
                 source,
                 created: Instant::now(),
@@ -169,22 +192,70 @@ impl Batch {
         &self.buf[ev.start as usize..(ev.start + ev.len) as usize]
     }
 
-    /// Reads a field of an event, looking through the overlay first.
-    pub fn get<'a>(&'a self, ev: &Event, path: &FieldPath) -> Option<ValueRef<'a>> {
-        if self.overlay.is_empty() {
-            return self.base_get(ev, path.segments());
-        }
-        self.overlay_get(ev, path, self.overlay.ops.len())
+    /// Sets `path` of event `ev` only to `value` (see [`EventSet`]). Cost: a binary search
+    /// and an insert (an append when events are visited in order).
+    pub fn set_event_field(&mut self, ev: &Event, path: Arc<FieldPath>, value: Value) {
+        let set = EventSet {
+            event: ev.id,
+            at: self.overlay.ops.len() as u32,
+            path,
+            value,
+        };
+        let sets = Arc::make_mut(self.event_sets.get_or_insert_with(Default::default));
+        let pos = sets.partition_point(|s| s.event <= ev.id);
+        sets.insert(pos, set);
     }
 
+    /// The per-event sets of `ev`, oldest first.
+    pub fn event_sets_of(&self, ev: &Event) -> &[EventSet] {
+        let Some(sets) = self.event_sets.as_deref() else {
+            return &[];
+        };
+        let lo = sets.partition_point(|s| s.event < ev.id);
+        let hi = lo + sets[lo..].partition_point(|s| s.event == ev.id);
+        &sets[lo..hi]
+    }
+
+    /// Whether any event of the batch has a per-event set.
+    pub fn has_event_sets(&self) -> bool {
+        self.event_sets.as_ref().is_some_and(|s| !s.is_empty())
+    }
+
+    /// Reads a field of an event, looking through the overlay and its per-event sets first.
+    pub fn get<'a>(&'a self, ev: &Event, path: &FieldPath) -> Option<ValueRef<'a>> {
+        let sets = self.event_sets_of(ev);
+        if self.overlay.is_empty() && sets.is_empty() {
+            return self.base_get(ev, path.segments());
+        }
+        self.overlay_get(ev, path, self.overlay.ops.len(), sets)
+    }
+
+    /// Reads `path` as it was after `overlay.ops[..upto]` and the event's sets with
+    /// `at <= upto`, walking them newest first.
     fn overlay_get<'a>(
         &'a self,
         ev: &Event,
         path: &FieldPath,
         upto: usize,
+        sets: &'a [EventSet],
     ) -> Option<ValueRef<'a>> {
-        for (i, op) in self.overlay.ops[..upto].iter().enumerate().rev() {
-            match op {
+        let mut next_set = sets.partition_point(|s| s.at as usize <= upto);
+        let mut pos = upto;
+        loop {
+            // Sets added when the overlay had `pos` ops come after op `pos - 1`.
+            while next_set > 0 && sets[next_set - 1].at as usize >= pos {
+                next_set -= 1;
+                let set = &sets[next_set];
+                if set.path.is_prefix_of(path) {
+                    return value_at(&set.value, &path.segments()[set.path.len()..]);
+                }
+            }
+            if pos == 0 {
+                break;
+            }
+            pos -= 1;
+            let i = pos;
+            match &self.overlay.ops[i] {
                 OverlayOp::Set {
                     path: p,
                     value,
@@ -192,11 +263,11 @@ impl Batch {
                 } => {
                     if p.is_prefix_of(path) {
                         if *if_absent {
-                            if let Some(v) = self.overlay_get(ev, p, i) {
+                            if let Some(v) = self.overlay_get(ev, p, i, sets) {
                                 if p == path {
                                     return Some(v);
                                 }
-                                return self.overlay_get(ev, path, i);
+                                return self.overlay_get(ev, path, i, sets);
                             }
                         }
                         return value_at(value, &path.segments()[p.len()..]);
@@ -212,7 +283,7 @@ impl Batch {
                 OverlayOp::Rename { from, to } => {
                     if to.is_prefix_of(path) {
                         let moved = to.rebase(path, from);
-                        return self.overlay_get(ev, &moved, i);
+                        return self.overlay_get(ev, &moved, i, sets);
                     }
                     if from.is_prefix_of(path) {
                         return None;
@@ -286,6 +357,7 @@ impl Batch {
             events,
             fields: self.fields.clone(),
             overlay: self.overlay.clone(),
+            event_sets: self.event_sets.clone(),
             origin: self.origin.clone(),
             ack: self.ack.clone(),
         }
@@ -420,6 +492,98 @@ mod tests {
         assert_eq!(rest.len(), 1);
         assert_eq!(rest.line(&rest.events[0]), b"bb");
         assert_eq!(rest.events[0].id, 1);
+    }
+
+    fn str_of(b: &Batch, ev: &Event, path: &str) -> Option<String> {
+        let v = b.get(ev, &p(path))?;
+        Some(String::from_utf8(v.as_str()?.into_owned()).unwrap())
+    }
+
+    #[test]
+    fn event_set_is_seen_by_its_event_only() {
+        let mut b = Batch::from_lines(Bytes::from_static(b"a\nb\nc\n"), 0);
+        assert!(!b.has_event_sets());
+        let ev1 = b.events[1];
+        b.set_event_field(&ev1, Arc::new(p("message")), Value::Str("B".into()));
+        b.set_event_field(&ev1, Arc::new(p("extra")), Value::Int(7));
+        let ev0 = b.events[0];
+        b.set_event_field(&ev0, Arc::new(p("message")), Value::Str("A".into()));
+        assert!(b.has_event_sets());
+        assert_eq!(str_of(&b, &b.events[0], "message").as_deref(), Some("A"));
+        assert_eq!(str_of(&b, &b.events[1], "message").as_deref(), Some("B"));
+        assert_eq!(str_of(&b, &b.events[2], "message").as_deref(), Some("c"));
+        assert_eq!(b.get(&ev1, &p("extra")).unwrap().as_i64(), Some(7));
+        assert!(b.get(&b.events[0], &p("extra")).is_none());
+        assert!(b.get(&b.events[2], &p("extra")).is_none());
+        assert_eq!(b.event_sets_of(&ev1).len(), 2);
+        assert_eq!(b.event_sets_of(&b.events[2]).len(), 0);
+        // A later set on the same event wins.
+        b.set_event_field(&ev1, Arc::new(p("message")), Value::Str("B2".into()));
+        assert_eq!(str_of(&b, &ev1, "message").as_deref(), Some("B2"));
+    }
+
+    #[test]
+    fn event_set_takes_its_place_among_overlay_ops() {
+        let mut b = Batch::from_lines(Bytes::from_static(b"a\nb\n"), 0);
+        let ev0 = b.events[0];
+        // Set, then a batch-wide rename: the renamed field carries the per-event value.
+        b.set_event_field(&ev0, Arc::new(p("message")), Value::Str("A".into()));
+        b.overlay.ops.push(OverlayOp::Rename {
+            from: p("message"),
+            to: p("msg"),
+        });
+        assert_eq!(str_of(&b, &ev0, "msg").as_deref(), Some("A"));
+        assert!(b.get(&ev0, &p("message")).is_none());
+        assert_eq!(str_of(&b, &b.events[1], "msg").as_deref(), Some("b"));
+        // A per-event set after the rename writes the new name.
+        b.set_event_field(&ev0, Arc::new(p("msg")), Value::Str("A2".into()));
+        assert_eq!(str_of(&b, &ev0, "msg").as_deref(), Some("A2"));
+        // A later batch-wide set replaces it; an `if_absent` one does not.
+        b.overlay.ops.push(OverlayOp::Set {
+            path: p("msg"),
+            value: Value::Str("keep".into()),
+            if_absent: true,
+        });
+        assert_eq!(str_of(&b, &ev0, "msg").as_deref(), Some("A2"));
+        b.overlay.ops.push(OverlayOp::Set {
+            path: p("msg"),
+            value: Value::Str("all".into()),
+            if_absent: false,
+        });
+        assert_eq!(str_of(&b, &ev0, "msg").as_deref(), Some("all"));
+        // A nested set is visible through its parent path.
+        b.set_event_field(
+            &ev0,
+            Arc::new(p("obj")),
+            Value::Object(vec![("k".into(), Value::Str("v".into()))]),
+        );
+        assert_eq!(str_of(&b, &ev0, "obj.k").as_deref(), Some("v"));
+    }
+
+    #[test]
+    fn event_sets_survive_partition_sibling_and_clone() {
+        let mut b = Batch::from_lines(Bytes::from_static(b"a\nbb\nccc\n"), 0);
+        for i in [2usize, 1] {
+            let ev = b.events[i];
+            b.set_event_field(&ev, Arc::new(p("message")), Value::Str(format!("x{i}")));
+        }
+        let clone = b.clone();
+        let rest = b.partition(|b, e| b.line(e).len() != 2);
+        assert_eq!(
+            str_of(&rest, &rest.events[0], "message").as_deref(),
+            Some("x1")
+        );
+        assert_eq!(str_of(&b, &b.events[0], "message").as_deref(), Some("a"));
+        assert_eq!(str_of(&b, &b.events[1], "message").as_deref(), Some("x2"));
+        // Writing to one clone leaves the other as it was.
+        let ev0 = b.events[0];
+        b.set_event_field(&ev0, Arc::new(p("message")), Value::Str("x0".into()));
+        assert_eq!(str_of(&b, &ev0, "message").as_deref(), Some("x0"));
+        assert_eq!(str_of(&clone, &ev0, "message").as_deref(), Some("a"));
+        assert_eq!(
+            str_of(&rest, &rest.events[0], "message").as_deref(),
+            Some("x1")
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! bytes it came in with; an event whose changes only add top-level fields is written as
 //! its original bytes with the new members spliced in before the closing brace; anything
 //! else (removals, renames, nested or overwriting sets) is materialized into a [`Value`]
-//! tree first, which costs allocations but stays correct.
+//! tree first, which costs allocations but stays correct. An event with per-event sets
+//! ([`crate::batch::EventSet`]) always takes that path.
 
 use crate::batch::{Batch, Event, EventForm, OverlayOp};
 use crate::fields::Kind;
@@ -53,7 +54,8 @@ pub fn write_text(batch: &Batch, ev: &Event, out: &mut Vec<u8>) {
 
 /// The event as one JSON object (no newline).
 pub fn write_ndjson(batch: &Batch, ev: &Event, out: &mut Vec<u8>) {
-    if batch.overlay.is_empty() {
+    let sets = batch.event_sets_of(ev);
+    if batch.overlay.is_empty() && sets.is_empty() {
         match ev.form {
             EventForm::Json => out.extend_from_slice(batch.line(ev)),
             EventForm::Raw => {
@@ -71,10 +73,19 @@ pub fn write_ndjson(batch: &Batch, ev: &Event, out: &mut Vec<u8>) {
         }
         return;
     }
-    if !try_splice(batch, ev, out) {
+    if !sets.is_empty() || !try_splice(batch, ev, out) {
         let mut v = materialize(batch, ev);
-        for op in &batch.overlay.ops {
+        // Per-event sets go between the ops, where they were made.
+        let mut next_set = 0;
+        for (i, op) in batch.overlay.ops.iter().enumerate() {
+            while let Some(set) = sets.get(next_set).filter(|s| s.at as usize <= i) {
+                set_path(&mut v, set.path.segments(), set.value.clone());
+                next_set += 1;
+            }
             apply_op(&mut v, op);
+        }
+        for set in sets.get(next_set..).unwrap_or_default() {
+            set_path(&mut v, set.path.segments(), set.value.clone());
         }
         v.write_json(out);
     }
@@ -310,6 +321,100 @@ mod tests {
         out.clear();
         encode_batch(Encoding::Text, &b, &mut out);
         assert_eq!(out, b"he said \"hi\"\n");
+    }
+
+    /// One JSON event `{"a":"x\"y","n":1}` with a hand-built tape.
+    fn json_batch() -> Batch {
+        use crate::batch::EventForm;
+        use crate::fields::{FieldEntry, FieldTable, VALUE_ESCAPED};
+        let line: &[u8] = br#"{"a":"x\"y","n":1}"#;
+        let mut b = Batch::from_events(
+            Bytes::from_static(line),
+            vec![Event {
+                start: 0,
+                len: line.len() as u32,
+                id: 0,
+                fields_start: 0,
+                fields_end: 2,
+                form: EventForm::Json,
+                flags: 0,
+            }],
+            0,
+        );
+        b.fields = FieldTable {
+            entries: vec![
+                FieldEntry {
+                    key_start: 2,
+                    key_len: 1,
+                    value_start: 6,
+                    value_len: 4,
+                    end: 1,
+                    kind: Kind::String,
+                    flags: VALUE_ESCAPED,
+                },
+                FieldEntry {
+                    key_start: 13,
+                    key_len: 1,
+                    value_start: 16,
+                    value_len: 1,
+                    end: 2,
+                    kind: Kind::Number,
+                    flags: 0,
+                },
+            ],
+        };
+        b
+    }
+
+    #[test]
+    fn event_sets_are_written_for_their_event_only() {
+        let mut b = Batch::from_lines(Bytes::from_static(b"one\ntwo\n"), 0);
+        let ev1 = b.events[1];
+        b.set_event_field(
+            &ev1,
+            std::sync::Arc::new(p("message")),
+            Value::Str("t\"2".into()),
+        );
+        let mut out = Vec::new();
+        encode_batch(Encoding::Ndjson, &b, &mut out);
+        assert_eq!(out, b"{\"message\":\"one\"}\n{\"message\":\"t\\\"2\"}\n");
+        out.clear();
+        encode_batch(Encoding::Text, &b, &mut out);
+        assert_eq!(out, b"one\nt\"2\n");
+        // With batch-wide ops around it: the set sits between them.
+        b.overlay.ops.push(OverlayOp::Rename {
+            from: p("message"),
+            to: p("m"),
+        });
+        b.overlay.ops.push(OverlayOp::Set {
+            path: p("env"),
+            value: Value::Str("prod".into()),
+            if_absent: false,
+        });
+        out.clear();
+        encode_batch(Encoding::Ndjson, &b, &mut out);
+        assert_eq!(
+            out,
+            b"{\"m\":\"one\",\"env\":\"prod\"}\n{\"m\":\"t\\\"2\",\"env\":\"prod\"}\n"
+        );
+    }
+
+    #[test]
+    fn event_set_on_a_json_event_replaces_the_member() {
+        let mut b = json_batch();
+        let mut out = Vec::new();
+        encode_batch(Encoding::Ndjson, &b, &mut out);
+        assert_eq!(out, b"{\"a\":\"x\\\"y\",\"n\":1}\n");
+        let ev = b.events[0];
+        assert_eq!(&*b.get(&ev, &p("a")).unwrap().as_str().unwrap(), b"x\"y");
+        b.set_event_field(&ev, std::sync::Arc::new(p("a")), Value::Str("[R]".into()));
+        out.clear();
+        encode_batch(Encoding::Ndjson, &b, &mut out);
+        assert_eq!(out, b"{\"a\":\"[R]\",\"n\":1}\n");
+        let sib = b.sibling(b.events.clone());
+        out.clear();
+        encode_batch(Encoding::Ndjson, &sib, &mut out);
+        assert_eq!(out, b"{\"a\":\"[R]\",\"n\":1}\n");
     }
 
     #[test]

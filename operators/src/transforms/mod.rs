@@ -6,14 +6,19 @@
 //! `named_outputs()` in order (`dropped` is port 1 wherever it exists).
 
 pub mod aggregate;
+pub mod dedupe;
 pub mod enrich;
 pub mod fields;
 pub mod filter;
+pub mod keyed;
 pub mod log_to_metric;
 pub mod mmdb_writer;
 pub mod parse;
+pub mod redact;
+pub mod sample;
 #[cfg(test)]
 mod test_pipeline;
+pub mod throttle;
 
 /// Port of the `dropped` output of transforms that have one.
 pub const PORT_DROPPED: u8 = 1;
