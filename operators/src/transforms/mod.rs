@@ -8,6 +8,7 @@
 pub mod fields;
 pub mod filter;
 pub mod parse;
+pub mod route;
 
 /// Port of the `dropped` output of transforms that have one.
 pub const PORT_DROPPED: u8 = 1;
