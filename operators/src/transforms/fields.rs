@@ -791,6 +791,71 @@ mod tests {
         );
     }
 
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// JSON-ish lines: a few shapes with random keys and values, and random text.
+        fn line() -> impl Strategy<Value = String> {
+            let key = "[a-c.]{0,4}";
+            let scalar = prop_oneof![
+                Just("null".to_string()),
+                Just("true".to_string()),
+                Just("\"2026-11-21T09:34:39Z\"".to_string()),
+                Just("1795253679250".to_string()),
+                any::<i64>().prop_map(|i| i.to_string()),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(|f| f.to_string()),
+                "[a-z .\"\\\\é]{0,6}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+            ];
+            let member = (key, scalar)
+                .prop_map(|(k, v)| format!("{}: {v}", serde_json::to_string(&k).unwrap()));
+            let object = proptest::collection::vec(member, 0..5)
+                .prop_map(|m| format!("{{{}}}", m.join(", ")));
+            let nested = (key, object.clone(), key, object.clone()).prop_map(|(k1, o1, k2, o2)| {
+                format!(
+                    "{{{}: {o1}, {}: [{o2}, 1]}}",
+                    serde_json::to_string(&k1).unwrap(),
+                    serde_json::to_string(&k2).unwrap()
+                )
+            });
+            prop_oneof![object, nested, "[ -~]{0,20}"]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn per_event_path_never_panics_and_keeps_every_event(
+                input in proptest::collection::vec(line(), 1..6)
+            ) {
+                let config = r#"{
+                    "rename": {"a": "b.c"}, "copy": {"b": "a.x"}, "remove": ["c"],
+                    "set": {"t": "{{ a }}/{{ b.c }}"}, "add": {"ab": 1},
+                    "coerce": {"a": "int", "b": "timestamp", "t": "bool", "b.c": "float"},
+                    "flatten": ["a", "."], "unflatten": ".", "include": ["a", "b", "t", "\"a.x\""],
+                    "exclude": ["b.c"]
+                }"#;
+                let mut f = cfg(config).build().unwrap();
+                let text: String = input.iter().map(|l| format!("{l}\n")).collect();
+                let mut b = Batch::from_lines(Bytes::from(text.into_bytes()), 0);
+                let mut rejected = Vec::new();
+                parse_batch(&mut b, &mut rejected);
+                let ids: Vec<u32> = b.events.iter().map(|e| e.id).collect();
+                let out = f.apply(b);
+                let got: Vec<u32> = out.events.iter().map(|e| e.id).collect();
+                prop_assert_eq!(got, ids);
+                // Every output event is a parsed JSON object.
+                prop_assert!(out.events.iter().all(|e| e.form == EventForm::Json));
+                let text = ndjson(&out);
+                for l in text.lines() {
+                    prop_assert!(serde_json::from_str::<serde_json::Value>(l).is_ok(), "{}", l);
+                }
+            }
+        }
+    }
+
     #[test]
     fn config_errors() {
         let err = |json: &str| cfg(json).build().err().unwrap();
