@@ -27,8 +27,10 @@ pub(crate) enum Const {
     Null,
     Bool(bool),
     Int(i64),
+    Uint(u64),
     Double(f64),
     Str(Box<[u8]>),
+    Bytes(Box<[u8]>),
     List(Box<[Const]>),
     /// Nanoseconds since the Unix epoch.
     Timestamp(i128),
@@ -89,13 +91,59 @@ pub(crate) enum Node {
     StartsWith(Box<[Node; 2]>),
     EndsWith(Box<[Node; 2]>),
     Matches(Box<Node>, Box<Regex>),
+    /// `matches` with a pattern computed per event (compiled per evaluation).
+    MatchesDyn(Box<[Node; 2]>),
     ToInt(Box<Node>),
+    ToUint(Box<Node>),
+    ToBool(Box<Node>),
+    ToBytes(Box<Node>),
     ToDouble(Box<Node>),
     ToString(Box<Node>),
     Lower(Box<Node>),
     Upper(Box<Node>),
     Timestamp(Box<Node>),
     Duration(Box<Node>),
+    /// `t.getHours()` and friends: a calendar field of a timestamp (at a fixed UTC offset, in
+    /// seconds) or a component of a duration.
+    TimePart(TimePart, i32, Box<Node>),
+}
+
+/// The accessor methods of timestamps (and, for the last four, durations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimePart {
+    FullYear,
+    /// 0-11.
+    Month,
+    /// 0-based.
+    DayOfMonth,
+    /// 1-based day of month.
+    Date,
+    /// 0 for Sunday.
+    DayOfWeek,
+    /// 0-based.
+    DayOfYear,
+    Hours,
+    Minutes,
+    Seconds,
+    Milliseconds,
+}
+
+impl TimePart {
+    fn from_name(name: &str) -> Option<TimePart> {
+        Some(match name {
+            "getFullYear" => TimePart::FullYear,
+            "getMonth" => TimePart::Month,
+            "getDayOfMonth" => TimePart::DayOfMonth,
+            "getDate" => TimePart::Date,
+            "getDayOfWeek" => TimePart::DayOfWeek,
+            "getDayOfYear" => TimePart::DayOfYear,
+            "getHours" => TimePart::Hours,
+            "getMinutes" => TimePart::Minutes,
+            "getSeconds" => TimePart::Seconds,
+            "getMilliseconds" => TimePart::Milliseconds,
+            _ => return None,
+        })
+    }
 }
 
 /// An evaluation error (type mismatch, bad argument, overflow). Carries nothing: any error
@@ -157,8 +205,10 @@ pub(crate) enum Val<'a> {
     Null,
     Bool(bool),
     Int(i64),
+    Uint(u64),
     Double(f64),
     Str(Cow<'a, [u8]>),
+    Bytes(Cow<'a, [u8]>),
     Timestamp(i128),
     Duration(i128),
     List(List<'a>),
@@ -224,10 +274,14 @@ fn static_type(n: &Node) -> Option<&'static str> {
         | Node::ContainsLit(..)
         | Node::StartsWith(_)
         | Node::EndsWith(_)
-        | Node::Matches(..) => "bool",
-        Node::Size(_) | Node::ToInt(_) => "int",
+        | Node::Matches(..)
+        | Node::MatchesDyn(_)
+        | Node::ToBool(_) => "bool",
+        Node::Size(_) | Node::ToInt(_) | Node::TimePart(..) => "int",
+        Node::ToUint(_) => "uint",
         Node::ToDouble(_) => "double",
         Node::ToString(_) | Node::Lower(_) | Node::Upper(_) => "string",
+        Node::ToBytes(_) => "bytes",
         Node::Timestamp(_) => "timestamp",
         Node::Duration(_) => "duration",
         Node::Neg(x) => match static_type(x)? {
@@ -240,8 +294,11 @@ fn static_type(n: &Node) -> Option<&'static str> {
         },
         Node::Arith(_, b) => match (static_type(&b[0])?, static_type(&b[1])?) {
             ("int", "int") => "int",
-            ("int" | "double", "int" | "double") => "double",
+            ("uint", "uint") => "uint",
+            ("int", "uint") | ("uint", "int") => return None,
+            ("int" | "uint" | "double", "int" | "uint" | "double") => "double",
             ("string", "string") => "string",
+            ("bytes", "bytes") => "bytes",
             ("list", "list") => "list",
             ("timestamp", "duration") | ("duration", "timestamp") => "timestamp",
             ("timestamp", "timestamp") | ("duration", "duration") => "duration",
@@ -256,8 +313,10 @@ fn const_type(c: &Const) -> &'static str {
         Const::Null => "null",
         Const::Bool(_) => "bool",
         Const::Int(_) => "int",
+        Const::Uint(_) => "uint",
         Const::Double(_) => "double",
         Const::Str(_) => "string",
+        Const::Bytes(_) => "bytes",
         Const::List(_) => "list",
         Const::Timestamp(_) => "timestamp",
         Const::Duration(_) => "duration",
@@ -292,8 +351,10 @@ fn compile_literal(e: &Expr) -> Result<Node, ConditionError> {
         ExprKind::Int(i) => {
             Const::Int(i64::try_from(*i).map_err(|_| err("integer literal out of range", e.col))?)
         }
+        ExprKind::Uint(u) => Const::Uint(*u),
         ExprKind::Double(f) => Const::Double(*f),
         ExprKind::Str(s) => Const::Str(s.as_bytes().into()),
+        ExprKind::Bytes(b) => Const::Bytes(b.as_slice().into()),
         _ => Const::Null,
     }))
 }
@@ -318,7 +379,16 @@ fn compile_list(items: &[Expr]) -> Result<Node, ConditionError> {
 fn compile_unary(op: UnaryOp, operand: &Expr) -> Result<Node, ConditionError> {
     Ok(match op {
         UnaryOp::Not => Node::Not(Box::new(compile_bool(operand)?)),
-        UnaryOp::Neg => Node::Neg(Box::new(compile(operand)?)),
+        UnaryOp::Neg => {
+            let n = compile(operand)?;
+            if let Some(
+                t @ ("uint" | "string" | "bytes" | "bool" | "null" | "list" | "timestamp"),
+            ) = static_type(&n)
+            {
+                return Err(err(format!("a {t} cannot be negated"), start_col(operand)));
+            }
+            Node::Neg(Box::new(n))
+        }
     })
 }
 
@@ -414,6 +484,7 @@ fn field_path(e: &Expr) -> Result<FieldPath, ConditionError> {
                 let seg: Box<str> = match &index.kind {
                     ExprKind::Str(s) => s.as_str().into(),
                     ExprKind::Int(i) if *i >= 0 => i.to_string().into(),
+                    ExprKind::Uint(u) => u.to_string().into(),
                     _ => {
                         return Err(err(
                             "an index must be a string or non-negative integer literal",
@@ -436,24 +507,37 @@ fn field_path(e: &Expr) -> Result<FieldPath, ConditionError> {
     Ok(FieldPath::from_segments(segments))
 }
 
-/// Name, whether it is a method (called as `x.name(...)`), and the number of arguments
+/// Name, whether it is a method (called as `x.name(...)`), and the fewest and most arguments
 /// (without the receiver).
-const FUNCTIONS: &[(&str, bool, usize)] = &[
-    ("has", false, 1),
-    ("size", false, 1),
-    ("int", false, 1),
-    ("double", false, 1),
-    ("string", false, 1),
-    ("timestamp", false, 1),
-    ("duration", false, 1),
-    ("matches", false, 2),
-    ("size", true, 0),
-    ("contains", true, 1),
-    ("startsWith", true, 1),
-    ("endsWith", true, 1),
-    ("matches", true, 1),
-    ("lowerAscii", true, 0),
-    ("upperAscii", true, 0),
+const FUNCTIONS: &[(&str, bool, usize, usize)] = &[
+    ("has", false, 1, 1),
+    ("size", false, 1, 1),
+    ("int", false, 1, 1),
+    ("uint", false, 1, 1),
+    ("double", false, 1, 1),
+    ("string", false, 1, 1),
+    ("bool", false, 1, 1),
+    ("bytes", false, 1, 1),
+    ("timestamp", false, 1, 1),
+    ("duration", false, 1, 1),
+    ("matches", false, 2, 2),
+    ("size", true, 0, 0),
+    ("contains", true, 1, 1),
+    ("startsWith", true, 1, 1),
+    ("endsWith", true, 1, 1),
+    ("matches", true, 1, 1),
+    ("lowerAscii", true, 0, 0),
+    ("upperAscii", true, 0, 0),
+    ("getFullYear", true, 0, 1),
+    ("getMonth", true, 0, 1),
+    ("getDayOfMonth", true, 0, 1),
+    ("getDate", true, 0, 1),
+    ("getDayOfWeek", true, 0, 1),
+    ("getDayOfYear", true, 0, 1),
+    ("getHours", true, 0, 1),
+    ("getMinutes", true, 0, 1),
+    ("getSeconds", true, 0, 1),
+    ("getMilliseconds", true, 0, 1),
 ];
 
 #[inline(never)]
@@ -464,23 +548,35 @@ fn compile_call(
     args: &[Expr],
 ) -> Result<Node, ConditionError> {
     let method = target.is_some();
-    let Some(&(_, _, arity)) = FUNCTIONS
+    let Some(&(_, _, min, max)) = FUNCTIONS
         .iter()
-        .find(|(n, m, _)| *n == name && *m == method)
+        .find(|(n, m, _, _)| *n == name && *m == method)
     else {
-        let other = FUNCTIONS.iter().any(|(n, m, _)| *n == name && *m != method);
+        let other = FUNCTIONS
+            .iter()
+            .any(|(n, m, _, _)| *n == name && *m != method);
         let msg = match (method, other) {
             (false, true) => format!("unknown function '{name}' (it is a method: x.{name}(...))"),
             (true, true) => format!("unknown method '{name}' (it is a function: {name}(...))"),
+            (false, false) if name == "now" => {
+                "unknown function 'now' (conditions are deterministic: compare with a \
+                 timestamp literal)"
+                    .to_string()
+            }
             (false, false) => format!("unknown function '{name}'"),
             (true, false) => format!("unknown method '{name}'"),
         };
         return Err(err(msg, e.col));
     };
-    if args.len() != arity {
-        let s = if arity == 1 { "" } else { "s" };
+    if args.len() < min || args.len() > max {
+        let s = if min == 1 && max == 1 { "" } else { "s" };
+        let want = if min == max {
+            min.to_string()
+        } else {
+            format!("{min} or {max}")
+        };
         return Err(err(
-            format!("'{name}' expects {arity} argument{s}, got {}", args.len()),
+            format!("'{name}' expects {want} argument{s}, got {}", args.len()),
             e.col,
         ));
     }
@@ -490,6 +586,21 @@ fn compile_call(
     let two = || -> Result<Box<[Node; 2]>, ConditionError> {
         Ok(Box::new([compile(all[0])?, compile(all[1])?]))
     };
+    if let Some(part) = TimePart::from_name(name) {
+        let offset = match all.get(1) {
+            None => 0,
+            Some(tz) => match &tz.kind {
+                ExprKind::Str(s) => parse_time_zone(s).map_err(|why| err(why, tz.col))?,
+                _ => {
+                    return Err(err(
+                        "the time zone must be a string literal, like '+02:00' or 'UTC'",
+                        start_col(tz),
+                    ))
+                }
+            },
+        };
+        return Ok(Node::TimePart(part, offset, one(0)?));
+    }
     Ok(match name {
         "has" => match &all[0].kind {
             ExprKind::Ident(_) | ExprKind::Select { .. } | ExprKind::Index { .. } => {
@@ -504,8 +615,11 @@ fn compile_call(
         },
         "size" => Node::Size(one(0)?),
         "int" => Node::ToInt(one(0)?),
+        "uint" => Node::ToUint(one(0)?),
         "double" => Node::ToDouble(one(0)?),
         "string" => Node::ToString(one(0)?),
+        "bool" => Node::ToBool(one(0)?),
+        "bytes" => Node::ToBytes(one(0)?),
         "lowerAscii" => Node::Lower(one(0)?),
         "upperAscii" => Node::Upper(one(0)?),
         "timestamp" => match &all[0].kind {
@@ -533,18 +647,56 @@ fn compile_call(
         "endsWith" => Node::EndsWith(two()?),
         "matches" => {
             let pat = all[1];
-            let ExprKind::Str(p) = &pat.kind else {
-                return Err(err(
-                    "the pattern of matches() must be a string literal",
-                    start_col(pat),
-                ));
-            };
-            let re = Regex::new(p)
-                .map_err(|e| err(format!("invalid regex: {}", regex_error(&e)), pat.col))?;
-            Node::Matches(one(0)?, Box::new(re))
+            match &pat.kind {
+                // A literal pattern is compiled once, here; a bad one is a compile error.
+                ExprKind::Str(p) => {
+                    let re = Regex::new(p)
+                        .map_err(|e| err(format!("invalid regex: {}", regex_error(&e)), pat.col))?;
+                    Node::Matches(one(0)?, Box::new(re))
+                }
+                _ => {
+                    let n = two()?;
+                    if let Some(t) = static_type(&n[1]).filter(|t| *t != "string") {
+                        return Err(err(
+                            format!("the pattern of matches() must be a string, found {t}"),
+                            start_col(pat),
+                        ));
+                    }
+                    Node::MatchesDyn(n)
+                }
+            }
         }
         _ => unreachable!("every entry of FUNCTIONS is handled"),
     })
+}
+
+/// A time zone argument: `UTC` / `Z` or a fixed offset `+hh:mm` / `-hh:mm`, as seconds east
+/// of UTC. Zone names (`Europe/Paris`) would need a time zone database and are refused.
+fn parse_time_zone(s: &str) -> Result<i32, String> {
+    if s.eq_ignore_ascii_case("utc") || s == "Z" || s == "z" {
+        return Ok(0);
+    }
+    let b = s.as_bytes();
+    let fixed = b.len() == 6
+        && matches!(b[0], b'+' | b'-')
+        && b[1].is_ascii_digit()
+        && b[2].is_ascii_digit()
+        && b[3] == b':'
+        && b[4].is_ascii_digit()
+        && b[5].is_ascii_digit();
+    if !fixed {
+        return Err(format!(
+            "unsupported time zone {s:?}: use 'UTC' or a fixed offset like '+02:00' (zone names \
+             are not supported)"
+        ));
+    }
+    let h = ((b[1] - b'0') * 10 + (b[2] - b'0')) as i32;
+    let m = ((b[4] - b'0') * 10 + (b[5] - b'0')) as i32;
+    if h > 23 || m > 59 {
+        return Err(format!("time zone offset {s:?} out of range"));
+    }
+    let off = h * 3600 + m * 60;
+    Ok(if b[0] == b'-' { -off } else { off })
 }
 
 /// The useful part of a regex build error (the innermost cause, without the ASCII-art
@@ -583,7 +735,8 @@ pub(crate) fn collect_fields(n: &Node, out: &mut Vec<FieldPath>) {
         | Node::In(b)
         | Node::Contains(b)
         | Node::StartsWith(b)
-        | Node::EndsWith(b) => b.iter().for_each(|i| collect_fields(i, out)),
+        | Node::EndsWith(b)
+        | Node::MatchesDyn(b) => b.iter().for_each(|i| collect_fields(i, out)),
         Node::Not(x)
         | Node::Neg(x)
         | Node::InConst(x, _)
@@ -591,12 +744,16 @@ pub(crate) fn collect_fields(n: &Node, out: &mut Vec<FieldPath>) {
         | Node::ContainsLit(x, _)
         | Node::Matches(x, _)
         | Node::ToInt(x)
+        | Node::ToUint(x)
         | Node::ToDouble(x)
         | Node::ToString(x)
+        | Node::ToBool(x)
+        | Node::ToBytes(x)
         | Node::Lower(x)
         | Node::Upper(x)
         | Node::Timestamp(x)
-        | Node::Duration(x) => collect_fields(x, out),
+        | Node::Duration(x)
+        | Node::TimePart(_, _, x) => collect_fields(x, out),
     }
 }
 
@@ -623,8 +780,10 @@ fn const_val(c: &Const) -> Val<'_> {
         Const::Null => Val::Null,
         Const::Bool(b) => Val::Bool(*b),
         Const::Int(i) => Val::Int(*i),
+        Const::Uint(u) => Val::Uint(*u),
         Const::Double(f) => Val::Double(*f),
         Const::Str(s) => Val::Str(Cow::Borrowed(s)),
+        Const::Bytes(b) => Val::Bytes(Cow::Borrowed(b)),
         Const::List(items) => Val::List(List::Consts(items)),
         Const::Timestamp(t) => Val::Timestamp(*t),
         Const::Duration(d) => Val::Duration(*d),
@@ -663,13 +822,18 @@ pub(crate) fn eval<'a>(n: &'a Node, batch: &'a Batch, ev: &Event) -> R<Val<'a>> 
         Node::StartsWith(b) => eval_starts_with(b, batch, ev),
         Node::EndsWith(b) => eval_ends_with(b, batch, ev),
         Node::Matches(x, re) => eval_matches(x, re, batch, ev),
+        Node::MatchesDyn(b) => eval_matches_dyn(b, batch, ev),
         Node::Lower(x) => eval_lower(x, batch, ev),
         Node::Upper(x) => eval_upper(x, batch, ev),
         Node::ToInt(x) => eval_to_int(x, batch, ev),
+        Node::ToUint(x) => eval_to_uint(x, batch, ev),
         Node::ToDouble(x) => eval_to_double(x, batch, ev),
         Node::ToString(x) => eval_to_string(x, batch, ev),
+        Node::ToBool(x) => eval_to_bool(x, batch, ev),
+        Node::ToBytes(x) => eval_to_bytes(x, batch, ev),
         Node::Timestamp(x) => eval_timestamp(x, batch, ev),
         Node::Duration(x) => eval_duration(x, batch, ev),
+        Node::TimePart(part, offset, x) => eval_time_part(*part, *offset, x, batch, ev),
     }
 }
 
@@ -696,6 +860,7 @@ fn eval_not<'a>(x: &'a Node, batch: &'a Batch, ev: &Event) -> R<Val<'a>> {
 fn eval_neg<'a>(x: &'a Node, batch: &'a Batch, ev: &Event) -> R<Val<'a>> {
     match eval(x, batch, ev)? {
         Val::Int(i) => Ok(Val::Int(i.checked_neg().ok_or(Fault)?)),
+        // `Val::Duration` is within ±10,000 years, so negating it cannot overflow.
         Val::Double(f) => Ok(Val::Double(-f)),
         Val::Duration(d) => Ok(Val::Duration(-d)),
         _ => Err(Fault),
@@ -791,6 +956,7 @@ fn eval_in<'a>(b: &'a [Node; 2], batch: &'a Batch, ev: &Event) -> R<Val<'a>> {
 fn eval_size<'a>(x: &'a Node, batch: &'a Batch, ev: &Event) -> R<Val<'a>> {
     Ok(Val::Int(match eval(x, batch, ev)? {
         Val::Str(s) => char_count(&s) as i64,
+        Val::Bytes(b) => b.len() as i64,
         Val::List(l) => list_len(&l) as i64,
         Val::Map(m) => map_len(&m) as i64,
         _ => return Err(Fault),
@@ -826,6 +992,21 @@ fn eval_matches<'a>(x: &'a Node, re: &Regex, batch: &'a Batch, ev: &Event) -> R<
     Ok(Val::Bool(re.is_match(&*str_of(x, batch, ev)?)))
 }
 
+/// Most NFA states a pattern computed per event may compile to (bounds the cost of a hostile
+/// pattern taken from an event).
+const DYN_REGEX_NFA_LIMIT: usize = 1 << 20;
+
+fn eval_matches_dyn<'a>(b: &'a [Node; 2], batch: &'a Batch, ev: &Event) -> R<Val<'a>> {
+    let s = str_of(&b[0], batch, ev)?;
+    let pat = str_of(&b[1], batch, ev)?;
+    let pat = std::str::from_utf8(&pat).map_err(|_| Fault)?;
+    let re = Regex::builder()
+        .configure(Regex::config().nfa_size_limit(Some(DYN_REGEX_NFA_LIMIT)))
+        .build(pat)
+        .map_err(|_| Fault)?;
+    Ok(Val::Bool(re.is_match(&*s)))
+}
+
 fn eval_lower<'a>(x: &'a Node, batch: &'a Batch, ev: &Event) -> R<Val<'a>> {
     let s = str_of(x, batch, ev)?;
     Ok(Val::Str(if s.iter().any(u8::is_ascii_uppercase) {
@@ -847,6 +1028,7 @@ fn eval_upper<'a>(x: &'a Node, batch: &'a Batch, ev: &Event) -> R<Val<'a>> {
 fn eval_to_int<'a>(x: &'a Node, batch: &'a Batch, ev: &Event) -> R<Val<'a>> {
     Ok(Val::Int(match eval(x, batch, ev)? {
         Val::Int(i) => i,
+        Val::Uint(u) => i64::try_from(u).map_err(|_| Fault)?,
         Val::Double(f) => f64_to_i64(f)?,
         Val::Str(s) => std::str::from_utf8(&s)
             .ok()
@@ -857,9 +1039,23 @@ fn eval_to_int<'a>(x: &'a Node, batch: &'a Batch, ev: &Event) -> R<Val<'a>> {
     }))
 }
 
+fn eval_to_uint<'a>(x: &'a Node, batch: &'a Batch, ev: &Event) -> R<Val<'a>> {
+    Ok(Val::Uint(match eval(x, batch, ev)? {
+        Val::Uint(u) => u,
+        Val::Int(i) => u64::try_from(i).map_err(|_| Fault)?,
+        Val::Double(f) => f64_to_u64(f)?,
+        Val::Str(s) => std::str::from_utf8(&s)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(Fault)?,
+        _ => return Err(Fault),
+    }))
+}
+
 fn eval_to_double<'a>(x: &'a Node, batch: &'a Batch, ev: &Event) -> R<Val<'a>> {
     Ok(Val::Double(match eval(x, batch, ev)? {
         Val::Int(i) => i as f64,
+        Val::Uint(u) => u as f64,
         Val::Double(f) => f,
         Val::Str(s) => std::str::from_utf8(&s)
             .ok()
@@ -873,12 +1069,88 @@ fn eval_to_string<'a>(x: &'a Node, batch: &'a Batch, ev: &Event) -> R<Val<'a>> {
     Ok(Val::Str(match eval(x, batch, ev)? {
         Val::Str(s) => s,
         Val::Int(i) => Cow::Owned(i.to_string().into_bytes()),
+        Val::Uint(u) => Cow::Owned(u.to_string().into_bytes()),
         Val::Double(f) => Cow::Owned(f.to_string().into_bytes()),
+        Val::Bytes(b) => {
+            std::str::from_utf8(&b).map_err(|_| Fault)?;
+            b
+        }
         Val::Bool(b) => Cow::Borrowed(if b { b"true" } else { b"false" }),
         Val::Timestamp(t) => Cow::Owned(format_timestamp(t).ok_or(Fault)?.into_bytes()),
         Val::Duration(d) => Cow::Owned(format_duration(d).into_bytes()),
         _ => return Err(Fault),
     }))
+}
+
+/// `bool(x)`: bools, and the strings CEL accepts (`true`, `True`, `TRUE`, `t`, `1` and the
+/// same for false).
+fn eval_to_bool<'a>(x: &'a Node, batch: &'a Batch, ev: &Event) -> R<Val<'a>> {
+    Ok(Val::Bool(match eval(x, batch, ev)? {
+        Val::Bool(b) => b,
+        Val::Str(s) => match &*s {
+            b"true" | b"True" | b"TRUE" | b"t" | b"1" => true,
+            b"false" | b"False" | b"FALSE" | b"f" | b"0" => false,
+            _ => return Err(Fault),
+        },
+        _ => return Err(Fault),
+    }))
+}
+
+/// `bytes(x)`: the UTF-8 of a string, or bytes unchanged.
+fn eval_to_bytes<'a>(x: &'a Node, batch: &'a Batch, ev: &Event) -> R<Val<'a>> {
+    Ok(Val::Bytes(match eval(x, batch, ev)? {
+        Val::Str(s) | Val::Bytes(s) => s,
+        _ => return Err(Fault),
+    }))
+}
+
+fn eval_time_part<'a>(
+    part: TimePart,
+    offset: i32,
+    x: &'a Node,
+    batch: &'a Batch,
+    ev: &Event,
+) -> R<Val<'a>> {
+    match eval(x, batch, ev)? {
+        Val::Timestamp(t) => Ok(Val::Int(timestamp_part(part, t, offset))),
+        Val::Duration(d) if offset == 0 => duration_part(part, d).map(Val::Int),
+        _ => Err(Fault),
+    }
+}
+
+/// A calendar field of `t` (nanoseconds since the epoch) seen at `offset` seconds east of UTC.
+pub(crate) fn timestamp_part(part: TimePart, t: i128, offset: i32) -> i64 {
+    let secs = t.div_euclid(NANOS) as i64 + offset as i64;
+    let nanos = t.rem_euclid(NANOS) as i64;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    match part {
+        TimePart::FullYear => y,
+        TimePart::Month => m as i64 - 1,
+        TimePart::DayOfMonth => d as i64 - 1,
+        TimePart::Date => d as i64,
+        // 1970-01-01 was a Thursday (4).
+        TimePart::DayOfWeek => (days + 4).rem_euclid(7),
+        TimePart::DayOfYear => days - days_from_civil(y, 1, 1),
+        TimePart::Hours => sod / 3600,
+        TimePart::Minutes => sod / 60 % 60,
+        TimePart::Seconds => sod % 60,
+        TimePart::Milliseconds => nanos / 1_000_000,
+    }
+}
+
+/// A component of a duration: whole hours, minutes or seconds (truncated toward zero), or the
+/// milliseconds within the second. Calendar fields are an error.
+fn duration_part(part: TimePart, d: i128) -> R<i64> {
+    let v = match part {
+        TimePart::Hours => d / (3600 * NANOS),
+        TimePart::Minutes => d / (60 * NANOS),
+        TimePart::Seconds => d / NANOS,
+        TimePart::Milliseconds => d / 1_000_000 % 1000,
+        _ => return Err(Fault),
+    };
+    i64::try_from(v).map_err(|_| Fault)
 }
 
 fn eval_timestamp<'a>(x: &'a Node, batch: &'a Batch, ev: &Event) -> R<Val<'a>> {
@@ -917,10 +1189,18 @@ fn from_ref(v: ValueRef<'_>) -> Val<'_> {
     }
 }
 
+/// A JSON number: an int when it is integral and fits `i64`, a uint when it is a larger
+/// integer that fits `u64`, else a double.
 fn number(raw: &[u8]) -> Val<'static> {
     match parse_i64(raw) {
         Some(i) => Val::Int(i),
-        None => parse_f64(raw).map_or(Val::Null, Val::Double),
+        None => match std::str::from_utf8(raw)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            Some(u) => Val::Uint(u),
+            None => parse_f64(raw).map_or(Val::Null, Val::Double),
+        },
     }
 }
 
@@ -966,8 +1246,10 @@ impl Val<'_> {
             Val::Null => Val::Null,
             Val::Bool(b) => Val::Bool(b),
             Val::Int(i) => Val::Int(i),
+            Val::Uint(u) => Val::Uint(u),
             Val::Double(f) => Val::Double(f),
             Val::Str(s) => Val::Str(Cow::Owned(s.into_owned())),
+            Val::Bytes(b) => Val::Bytes(Cow::Owned(b.into_owned())),
             Val::Timestamp(t) => Val::Timestamp(t),
             Val::Duration(d) => Val::Duration(d),
             Val::List(l) => {
@@ -1074,18 +1356,26 @@ fn map_any<'a>(m: &Map<'a>, mut f: impl FnMut(Cow<'a, [u8]>, Val<'a>) -> bool) -
     }
 }
 
-/// CEL equality: values of different types are unequal, except ints and doubles, which
-/// compare numerically.
+/// CEL equality: values of different types are unequal, except numbers (ints, uints and
+/// doubles), which compare numerically and exactly.
 pub(crate) fn val_eq(a: &Val<'_>, b: &Val<'_>) -> bool {
     match (a, b) {
         (Val::Null, Val::Null) => true,
         (Val::Bool(x), Val::Bool(y)) => x == y,
         (Val::Int(x), Val::Int(y)) => x == y,
         (Val::Double(x), Val::Double(y)) => x == y,
+        (Val::Uint(x), Val::Uint(y)) => x == y,
         (Val::Int(i), Val::Double(f)) | (Val::Double(f), Val::Int(i)) => {
             int_double_cmp(*i, *f) == Some(Ordering::Equal)
         }
+        (Val::Int(i), Val::Uint(u)) | (Val::Uint(u), Val::Int(i)) => {
+            int_uint_cmp(*i, *u) == Ordering::Equal
+        }
+        (Val::Uint(u), Val::Double(f)) | (Val::Double(f), Val::Uint(u)) => {
+            uint_double_cmp(*u, *f) == Some(Ordering::Equal)
+        }
         (Val::Str(x), Val::Str(y)) => x == y,
+        (Val::Bytes(x), Val::Bytes(y)) => x == y,
         (Val::Timestamp(x), Val::Timestamp(y)) => x == y,
         (Val::Duration(x), Val::Duration(y)) => x == y,
         (Val::List(x), Val::List(y)) => {
@@ -1103,8 +1393,8 @@ pub(crate) fn val_eq(a: &Val<'_>, b: &Val<'_>) -> bool {
     }
 }
 
-/// CEL ordering: numbers (ints and doubles mixed), strings (byte order, which is code point
-/// order for UTF-8), bools, timestamps, durations. `Ok(None)` when a NaN is involved (every
+/// CEL ordering: numbers (ints, uints and doubles mixed, compared exactly), strings (byte
+/// order, which is code point order for UTF-8), bytes, bools, timestamps, durations. `Ok(None)` when a NaN is involved (every
 /// comparison is false); other combinations are an error.
 pub(crate) fn val_cmp(a: &Val<'_>, b: &Val<'_>) -> R<Option<Ordering>> {
     Ok(match (a, b) {
@@ -1112,7 +1402,12 @@ pub(crate) fn val_cmp(a: &Val<'_>, b: &Val<'_>) -> R<Option<Ordering>> {
         (Val::Double(x), Val::Double(y)) => x.partial_cmp(y),
         (Val::Int(i), Val::Double(f)) => int_double_cmp(*i, *f),
         (Val::Double(f), Val::Int(i)) => int_double_cmp(*i, *f).map(Ordering::reverse),
-        (Val::Str(x), Val::Str(y)) => Some(x.cmp(y)),
+        (Val::Uint(x), Val::Uint(y)) => Some(x.cmp(y)),
+        (Val::Int(i), Val::Uint(u)) => Some(int_uint_cmp(*i, *u)),
+        (Val::Uint(u), Val::Int(i)) => Some(int_uint_cmp(*i, *u).reverse()),
+        (Val::Uint(u), Val::Double(f)) => uint_double_cmp(*u, *f),
+        (Val::Double(f), Val::Uint(u)) => uint_double_cmp(*u, *f).map(Ordering::reverse),
+        (Val::Str(x), Val::Str(y)) | (Val::Bytes(x), Val::Bytes(y)) => Some(x.cmp(y)),
         (Val::Bool(x), Val::Bool(y)) => Some(x.cmp(y)),
         (Val::Timestamp(x), Val::Timestamp(y)) | (Val::Duration(x), Val::Duration(y)) => {
             Some(x.cmp(y))
@@ -1140,6 +1435,41 @@ fn int_double_cmp(i: i64, f: f64) -> Option<Ordering> {
     }
 }
 
+fn int_uint_cmp(i: i64, u: u64) -> Ordering {
+    match u64::try_from(i) {
+        Ok(i) => i.cmp(&u),
+        Err(_) => Ordering::Less,
+    }
+}
+
+/// Compares a uint with a double exactly.
+fn uint_double_cmp(u: u64, f: f64) -> Option<Ordering> {
+    const TWO_64: f64 = 18_446_744_073_709_551_616.0;
+    if f.is_nan() {
+        return None;
+    }
+    if f >= TWO_64 {
+        return Some(Ordering::Less);
+    }
+    if f < 0.0 {
+        return Some(Ordering::Greater);
+    }
+    let t = f.trunc();
+    match u.cmp(&(t as u64)) {
+        Ordering::Equal => 0.0.partial_cmp(&(f - t)),
+        o => Some(o),
+    }
+}
+
+fn f64_to_u64(f: f64) -> R<u64> {
+    const TWO_64: f64 = 18_446_744_073_709_551_616.0;
+    // Truncation toward zero: (-1, 0) becomes 0.
+    if !(f > -1.0 && f < TWO_64) {
+        return Err(Fault);
+    }
+    Ok(f.trunc() as u64)
+}
+
 fn f64_to_i64(f: f64) -> R<i64> {
     const TWO_63: f64 = 9_223_372_036_854_775_808.0;
     if !(-TWO_63..TWO_63).contains(&f) {
@@ -1161,7 +1491,22 @@ fn arith<'a>(op: ArithOp, a: Val<'a>, b: Val<'a>) -> R<Val<'a>> {
             }
             .ok_or(Fault)?,
         ),
-        (x @ (Val::Int(_) | Val::Double(_)), y @ (Val::Int(_) | Val::Double(_))) => {
+        (Val::Uint(x), Val::Uint(y)) => Val::Uint(
+            match op {
+                Add => x.checked_add(y),
+                Sub => x.checked_sub(y),
+                Mul => x.checked_mul(y),
+                Div => x.checked_div(y),
+                Rem => x.checked_rem(y),
+            }
+            .ok_or(Fault)?,
+        ),
+        // As in CEL, ints and uints do not mix (convert with `int()` / `uint()`).
+        (Val::Int(_), Val::Uint(_)) | (Val::Uint(_), Val::Int(_)) => return Err(Fault),
+        (
+            x @ (Val::Int(_) | Val::Uint(_) | Val::Double(_)),
+            y @ (Val::Int(_) | Val::Uint(_) | Val::Double(_)),
+        ) => {
             let x = as_f64(&x);
             let y = as_f64(&y);
             Val::Double(match op {
@@ -1176,6 +1521,11 @@ fn arith<'a>(op: ArithOp, a: Val<'a>, b: Val<'a>) -> R<Val<'a>> {
             let mut s = x.into_owned();
             s.extend_from_slice(&y);
             Val::Str(Cow::Owned(s))
+        }
+        (Val::Bytes(x), Val::Bytes(y)) if op == Add => {
+            let mut b = x.into_owned();
+            b.extend_from_slice(&y);
+            Val::Bytes(Cow::Owned(b))
         }
         (Val::List(x), Val::List(y)) if op == Add => {
             let mut items = list_items(&x);
@@ -1203,6 +1553,7 @@ fn arith<'a>(op: ArithOp, a: Val<'a>, b: Val<'a>) -> R<Val<'a>> {
 fn as_f64(v: &Val<'_>) -> f64 {
     match v {
         Val::Int(i) => *i as f64,
+        Val::Uint(u) => *u as f64,
         Val::Double(f) => *f,
         _ => f64::NAN,
     }

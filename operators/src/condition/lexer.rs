@@ -2,9 +2,10 @@
 //! column (counted in chars) where it starts.
 //!
 //! It owns literal syntax: quoted strings (`"..."`, `'...'`, triple-quoted, raw `r"..."`) and
-//! their escapes, integers (decimal and `0x` hex, kept unsigned so the parser can accept
-//! `-9223372036854775808`), doubles (`1.5`, `1e3`, `.5`), keywords (`true false null in`),
-//! identifiers, punctuation, and `//` line comments.
+//! their escapes, bytes (`b"..."`, `br"..."`), integers (decimal and `0x` hex, kept unsigned so
+//! the parser can accept `-9223372036854775808`), unsigned integers (`1u`, `0xFFU`), doubles
+//! (`1.5`, `1e3`, `.5`), keywords (`true false null in`), identifiers, punctuation, and `//`
+//! line comments.
 
 use super::ConditionError;
 
@@ -14,8 +15,11 @@ pub enum Tok {
     Ident(String),
     /// An integer literal without its sign (may exceed `i64::MAX` by one when negated).
     Int(u64),
+    /// An unsigned integer literal (`1u`).
+    Uint(u64),
     Double(f64),
     Str(String),
+    Bytes(Vec<u8>),
     True,
     False,
     Null,
@@ -52,8 +56,9 @@ impl Tok {
     pub fn describe(&self) -> String {
         match self {
             Tok::Ident(s) => format!("identifier '{s}'"),
-            Tok::Int(_) | Tok::Double(_) => "number".to_string(),
+            Tok::Int(_) | Tok::Uint(_) | Tok::Double(_) => "number".to_string(),
             Tok::Str(_) => "string".to_string(),
+            Tok::Bytes(_) => "bytes".to_string(),
             Tok::True => "'true'".to_string(),
             Tok::False => "'false'".to_string(),
             Tok::Null => "'null'".to_string(),
@@ -173,14 +178,24 @@ impl Lexer {
             return Ok(Token { tok: Tok::Eof, col });
         };
         let tok = |tok| Ok(Token { tok, col });
+        let is_quote = |c: Option<char>| matches!(c, Some('"') | Some('\''));
+        let is_r = |c: Option<char>| matches!(c, Some('r') | Some('R'));
         // Raw strings: r"..." / R'...'.
-        if (c == 'r' || c == 'R') && matches!(self.peek(1), Some('"') | Some('\'')) {
+        if is_r(Some(c)) && is_quote(self.peek(1)) {
             self.pos += 1;
-            let s = self.string(true)?;
-            return tok(Tok::Str(s));
+            let s = self.string(Mode::RawStr)?;
+            return tok(Tok::Str(bytes_to_string(s)));
         }
-        if (c == 'b' || c == 'B') && matches!(self.peek(1), Some('"') | Some('\'')) {
-            return Err(err("bytes literals are not supported", col));
+        // Bytes: b"..." / B'...', raw bytes br"..." / bR'...'.
+        if c == 'b' || c == 'B' {
+            if is_quote(self.peek(1)) {
+                self.pos += 1;
+                return tok(Tok::Bytes(self.string(Mode::Bytes)?));
+            }
+            if is_r(self.peek(1)) && is_quote(self.peek(2)) {
+                self.pos += 2;
+                return tok(Tok::Bytes(self.string(Mode::RawBytes)?));
+            }
         }
         if is_ident_start(c) {
             let start = self.pos;
@@ -200,8 +215,8 @@ impl Lexer {
             return self.number().map(|t| Token { tok: t, col });
         }
         if c == '"' || c == '\'' {
-            let s = self.string(false)?;
-            return tok(Tok::Str(s));
+            let s = self.string(Mode::Str)?;
+            return tok(Tok::Str(bytes_to_string(s)));
         }
         let two = self.peek(1);
         let (t, len) = match (c, two) {
@@ -251,10 +266,11 @@ impl Lexer {
             if digits.is_empty() {
                 return Err(err("expected hex digits after '0x'", col));
             }
+            let unsigned = self.uint_suffix();
             self.reject_suffix()?;
-            return u64::from_str_radix(&digits, 16)
-                .map(Tok::Int)
-                .map_err(|_| err("integer literal out of range", col));
+            let n = u64::from_str_radix(&digits, 16)
+                .map_err(|_| err("integer literal out of range", col))?;
+            return Ok(if unsigned { Tok::Uint(n) } else { Tok::Int(n) });
         }
         let mut is_double = false;
         while self.peek(0).is_some_and(|c| c.is_ascii_digit()) {
@@ -282,8 +298,15 @@ impl Lexer {
                 return Err(err("expected digits in the exponent", self.pos + 1));
             }
         }
-        self.reject_suffix()?;
         let text: String = self.chars[start..self.pos].iter().collect();
+        let unsigned = !is_double && self.uint_suffix();
+        self.reject_suffix()?;
+        if unsigned {
+            return text
+                .parse::<u64>()
+                .map(Tok::Uint)
+                .map_err(|_| err("unsigned integer literal out of range", col));
+        }
         if is_double {
             text.parse::<f64>()
                 .map(Tok::Double)
@@ -295,7 +318,16 @@ impl Lexer {
         }
     }
 
-    /// A number directly followed by an identifier char (`12ab`, `1u`) is an error.
+    /// Consumes a `u` / `U` suffix (an unsigned integer literal).
+    fn uint_suffix(&mut self) -> bool {
+        if matches!(self.peek(0), Some('u') | Some('U')) {
+            self.pos += 1;
+            return true;
+        }
+        false
+    }
+
+    /// A number directly followed by an identifier char (`12ab`, `1.5u`) is an error.
     fn reject_suffix(&self) -> Result<(), ConditionError> {
         match self.peek(0) {
             Some(c) if is_ident_char(c) => Err(err(
@@ -306,13 +338,15 @@ impl Lexer {
         }
     }
 
-    /// Lexes a quoted string starting at the opening quote.
-    fn string(&mut self, raw: bool) -> Result<String, ConditionError> {
+    /// Lexes a quoted string or bytes literal starting at the opening quote; returns its
+    /// content as bytes (UTF-8 for strings).
+    fn string(&mut self, mode: Mode) -> Result<Vec<u8>, ConditionError> {
         let open_col = self.pos + 1;
         let q = self.chars[self.pos];
         let triple = self.peek(1) == Some(q) && self.peek(2) == Some(q);
         self.pos += if triple { 3 } else { 1 };
-        let mut out = String::new();
+        let raw = matches!(mode, Mode::RawStr | Mode::RawBytes);
+        let mut out = Vec::new();
         loop {
             let Some(c) = self.peek(0) else {
                 return Err(err("unterminated string literal", open_col));
@@ -331,16 +365,18 @@ impl Lexer {
                 return Err(err("unterminated string literal", open_col));
             }
             if c == '\\' && !raw {
-                out.push(self.escape()?);
+                self.escape(mode == Mode::Bytes, &mut out)?;
                 continue;
             }
-            out.push(c);
+            push_char(&mut out, c);
             self.pos += 1;
         }
     }
 
-    /// Decodes one escape sequence at the backslash.
-    fn escape(&mut self) -> Result<char, ConditionError> {
+    /// Decodes one escape sequence at the backslash into `out`. In bytes literals `\x` and
+    /// octal escapes are octets and `\u` / `\U` are not allowed; in strings they are code
+    /// points (a `\u` surrogate pair makes one code point).
+    fn escape(&mut self, bytes: bool, out: &mut Vec<u8>) -> Result<(), ConditionError> {
         let col = self.pos + 1;
         let Some(c) = self.peek(1) else {
             return Err(err("unterminated string literal", col));
@@ -362,10 +398,17 @@ impl Lexer {
             _ => None,
         };
         if let Some(ch) = simple {
-            return Ok(ch);
+            push_char(out, ch);
+            return Ok(());
         }
         let (digits, radix) = match c {
             'x' | 'X' => (2, 16),
+            'u' | 'U' if bytes => {
+                return Err(err(
+                    format!("'\\{c}' escapes are not allowed in bytes literals"),
+                    col,
+                ))
+            }
             'u' => (4, 16),
             'U' => (8, 16),
             '0'..='3' => {
@@ -374,18 +417,69 @@ impl Lexer {
             }
             _ => return Err(err(format!("invalid escape sequence '\\{c}'"), col)),
         };
+        let mut code = self.digits(digits, radix, c, col)?;
+        if bytes {
+            // \xHH and \ooo (at most 0o377) are single octets.
+            out.push(code as u8);
+            return Ok(());
+        }
+        if c == 'u' && (0xD800..0xDC00).contains(&code) {
+            // A high surrogate must be followed by `\u` and a low one.
+            if self.peek(0) == Some('\\') && self.peek(1) == Some('u') {
+                let low_col = self.pos + 1;
+                self.pos += 2;
+                let low = self.digits(4, 16, 'u', low_col)?;
+                if (0xDC00..0xE000).contains(&low) {
+                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+                } else {
+                    return Err(err(format!("invalid code point {code:#x} in escape"), col));
+                }
+            }
+        }
+        let ch = char::from_u32(code)
+            .ok_or_else(|| err(format!("invalid code point {code:#x} in escape"), col))?;
+        push_char(out, ch);
+        Ok(())
+    }
+
+    /// Reads `n` digits of `radix` (the body of the escape `\esc` at `col`).
+    fn digits(
+        &mut self,
+        n: usize,
+        radix: u32,
+        esc: char,
+        col: usize,
+    ) -> Result<u32, ConditionError> {
         let mut code: u32 = 0;
-        for _ in 0..digits {
+        for _ in 0..n {
             let d = self.peek(0).and_then(|d| d.to_digit(radix));
             let Some(d) = d else {
-                return Err(err(format!("invalid escape sequence '\\{c}'"), col));
+                return Err(err(format!("invalid escape sequence '\\{esc}'"), col));
             };
             code = code * radix + d;
             self.pos += 1;
         }
-        char::from_u32(code)
-            .ok_or_else(|| err(format!("invalid code point {code:#x} in escape"), col))
+        Ok(code)
     }
+}
+
+/// What a quoted literal becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Str,
+    RawStr,
+    Bytes,
+    RawBytes,
+}
+
+fn push_char(out: &mut Vec<u8>, c: char) {
+    let mut tmp = [0u8; 4];
+    out.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+}
+
+/// String literal content is built from whole chars, so it is always UTF-8.
+fn bytes_to_string(b: Vec<u8>) -> String {
+    String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 #[cfg(test)]
@@ -535,9 +629,54 @@ mod tests {
             ("unterminated string literal".into(), 5)
         );
         assert_eq!(
-            lex_err(r#"b"x""#),
-            ("bytes literals are not supported".into(), 1)
+            lex_err(r#"b"\u00ff""#),
+            ("'\\u' escapes are not allowed in bytes literals".into(), 3)
         );
+        assert_eq!(
+            lex_err(r#""\ud83d\u0041""#),
+            ("invalid code point 0xd83d in escape".into(), 2)
+        );
+    }
+
+    #[test]
+    fn unsigned_integers() {
+        assert_eq!(toks("1u")[0], Tok::Uint(1));
+        assert_eq!(toks("42U")[0], Tok::Uint(42));
+        assert_eq!(toks("0xFFu")[0], Tok::Uint(255));
+        assert_eq!(toks("18446744073709551615u")[0], Tok::Uint(u64::MAX));
+        assert_eq!(
+            lex_err("18446744073709551616u"),
+            ("unsigned integer literal out of range".into(), 1)
+        );
+        assert_eq!(
+            lex_err("1.5u"),
+            ("unexpected character 'u' after number".into(), 4)
+        );
+        assert_eq!(
+            lex_err("1uu"),
+            ("unexpected character 'u' after number".into(), 3)
+        );
+        assert_eq!(toks("1u.a")[..2], [Tok::Uint(1), Tok::Dot]);
+    }
+
+    #[test]
+    fn bytes_literals() {
+        assert_eq!(toks(r#"b"abc""#)[0], Tok::Bytes(b"abc".to_vec()));
+        assert_eq!(toks("B'ÿ'")[0], Tok::Bytes(vec![195, 191]));
+        assert_eq!(toks(r#"b"\303\277""#)[0], Tok::Bytes(vec![195, 191]));
+        assert_eq!(
+            toks(r#"b"\377\xFF\n""#)[0],
+            Tok::Bytes(vec![255, 255, b'\n'])
+        );
+        assert_eq!(toks(r#"br"\x41""#)[0], Tok::Bytes(b"\\x41".to_vec()));
+        assert_eq!(toks("b'''a\nb'''")[0], Tok::Bytes(b"a\nb".to_vec()));
+        // In strings the same escapes are code points.
+        assert_eq!(toks(r#""\377\xFF""#)[0], Tok::Str("ÿÿ".into()));
+        // A surrogate pair is one code point.
+        assert_eq!(toks(r#""\ud83d\ude00""#)[0], Tok::Str("😀".into()));
+        // `b` alone, or `b` before a non-quote, is an identifier.
+        assert_eq!(toks("b")[0], Tok::Ident("b".into()));
+        assert_eq!(toks("br")[0], Tok::Ident("br".into()));
     }
 
     #[test]

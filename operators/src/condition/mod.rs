@@ -11,39 +11,62 @@
 //! - Field paths: `level`, `http.status`, `_meta.file`; segments that are not identifiers use
 //!   index syntax with a literal: `labels["app.kubernetes.io/name"]`, `items[0].name`.
 //! - Literals: `"..."` / `'...'` strings with escapes (`\n \t \r \\ \" \' \xHH \uXXXX
-//!   \UXXXXXXXX`, octal `\ooo`), triple-quoted and raw strings (`r"\d+"`), ints (`42`,
-//!   `0x2A`), doubles (`1.5`, `1e3`), `true`, `false`, `null`, lists (`[1, "a"]`). `//`
-//!   starts a comment.
+//!   \UXXXXXXXX`, octal `\ooo`, surrogate pairs), triple-quoted and raw strings (`r"\d+"`),
+//!   bytes (`b"\xff"`, `br"..."`; `\x` and octal escapes are octets), ints (`42`, `0x2A`),
+//!   uints (`42u`, `0x2AU`), doubles (`1.5`, `1e3`), `true`, `false`, `null`, lists
+//!   (`[1, "a"]`). `//` starts a comment. Map literals are not supported.
 //! - Operators, loosest first: `c ? a : b`; `||`; `&&`; `< <= > >= == != in`; `+ -`;
 //!   `* / %`; unary `!` and `-`; member access and calls.
 //! - Functions: `has(path)`, `size(x)` / `x.size()`, `x.contains(s)`, `x.startsWith(s)`,
 //!   `x.endsWith(s)`, `x.matches(re)` / `matches(x, re)`, `x.lowerAscii()`, `x.upperAscii()`,
-//!   `int(x)`, `double(x)`, `string(x)`, `timestamp(x)`, `duration(x)`.
+//!   `int(x)`, `uint(x)`, `double(x)`, `string(x)`, `bool(x)`, `bytes(x)`, `timestamp(x)`,
+//!   `duration(x)`; on timestamps `getFullYear() getMonth() getDayOfMonth() getDate()
+//!   getDayOfWeek() getDayOfYear() getHours() getMinutes() getSeconds() getMilliseconds()`,
+//!   each with an optional time zone argument; on durations `getHours() getMinutes()
+//!   getSeconds() getMilliseconds()`. There is no `now()`: a condition's result depends only
+//!   on the event.
 //!
 //! # Semantics
 //!
 //! - **Missing fields read as `null`.** `has(path)` is true when the field exists, even when it
-//!   holds `null`. A raw (unparsed) line has one field, `message`.
-//! - **Equality never fails.** `==` / `!=` between different types are false / true; ints
-//!   and doubles compare numerically and exactly (`1 == 1.0`); lists compare item by item,
-//!   maps member by member. So `level != "debug"` is true when `level` is missing.
-//! - **Ordering** (`< <= > >=`) is defined on numbers (ints and doubles mixed), strings (by
-//!   code point), bools, timestamps and durations. Any other pairing (including `null`, so a
-//!   missing field) is an error. Comparisons with NaN are false.
-//! - **Arithmetic**: ints with overflow and division by zero as errors; a double on either side
-//!   makes it double arithmetic (a deviation from CEL, which has no mixed arithmetic: JSON
-//!   numbers do not say which they are); `%` is for ints only. `+` concatenates strings and
-//!   lists. Timestamps and durations: `t - t`, `t ± d`, `d ± d`.
+//!   holds `null`. A raw (unparsed) line has one field, `message`. Anything done with a
+//!   missing field other than comparing it for equality (ordering, `contains`, `size`,
+//!   `timestamp()`, arithmetic...) is a type mismatch, so an error, so the condition is false.
+//! - **Equality never fails.** `==` / `!=` between different types are false / true; ints,
+//!   uints and doubles compare numerically and exactly (`1 == 1.0`, `1u == 1`); lists compare
+//!   item by item, maps member by member. So `level != "debug"` is true when `level` is
+//!   missing (write `has(level) && level != "debug"` to require it).
+//! - **Ordering** (`< <= > >=`) is defined on numbers (ints, uints and doubles mixed, compared
+//!   exactly), strings (by code point), bytes, bools, timestamps and durations. Any other
+//!   pairing (including `null`, so a missing field) is an error. Comparisons with NaN are false.
+//! - **Numbers from events**: a JSON integer is an `int`, or a `uint` above `i64::MAX`; any
+//!   other number is a `double`.
+//! - **Arithmetic**: ints and uints with overflow and division by zero as errors; a double on
+//!   either side makes it double arithmetic (a deviation from CEL, which has no mixed
+//!   arithmetic: JSON numbers do not say which they are); ints and uints do not mix (as in
+//!   CEL: convert with `int()` / `uint()`); `%` is for integers only. `+` concatenates
+//!   strings, bytes and lists. Timestamps and durations: `t - t`, `t ± d`, `d ± d`.
 //! - **`in`**: membership in a list (using `==` above), or a key of a map (a JSON object).
 //!   A literal list on the right is built once; a long list of string literals is hashed.
 //! - **Functions**: `size` counts the chars of a string, the items of a list, the members of a
-//!   map. `contains`, `startsWith`, `endsWith`, `matches` need strings. `matches` searches
-//!   (use `^`/`$` to anchor) with RE2-like syntax; its pattern must be a string literal and is
-//!   compiled at compile time. `int` truncates doubles, parses strings, gives a timestamp's
-//!   Unix seconds; `double` converts ints and parses strings; `string` formats numbers, bools,
-//!   timestamps (RFC 3339, UTC) and durations (`1.5s`). `timestamp(s)` parses RFC 3339 (a
-//!   literal at compile time; an int is Unix seconds); `duration(s)` parses `5s`, `1h30m`,
-//!   `250ms`, `7d` (units `ns us ms s m h d`).
+//!   map, the bytes of bytes. `contains`, `startsWith`, `endsWith`, `matches` need strings.
+//!   `matches` searches (use `^`/`$` to anchor) with RE2 syntax (linear time, no
+//!   backreferences); a literal pattern is compiled once with the condition (a bad one is a
+//!   compile error at its column); a pattern computed per event is compiled at every
+//!   evaluation (slow; a bad or oversized one is an error). `int` / `uint` truncate doubles
+//!   (out of range is an error), parse strings and convert each other; `int` gives a
+//!   timestamp's Unix seconds; `double` converts numbers and parses strings; `string` formats
+//!   numbers, bools, bytes (valid UTF-8 only), timestamps (RFC 3339, UTC) and durations
+//!   (`1.5s`); `bool` parses `true True TRUE t 1` / `false False FALSE f 0`; `bytes` takes a
+//!   string's UTF-8. `timestamp(s)` parses RFC 3339 (a literal at compile time; an int is
+//!   Unix seconds, an extension); `duration(s)` parses `5s`, `1.5h`, `1h30m`, `250ms`
+//!   (units `ns us ms s m h`, fractions allowed; `d` for days is an extension).
+//! - **Timestamp accessors** follow CEL: `getMonth()` is 0-11, `getDayOfMonth()` and
+//!   `getDayOfYear()` are 0-based, `getDate()` is 1-based, `getDayOfWeek()` is 0 for Sunday.
+//!   They read UTC, or the zone given as argument: `'UTC'` or a fixed offset `'+05:30'`
+//!   (zone names like `'Europe/Paris'` are a compile error: no time zone database). On a
+//!   duration, `getHours()` / `getMinutes()` / `getSeconds()` are whole units (truncated)
+//!   and `getMilliseconds()` the milliseconds within the second.
 //! - **Errors**: any evaluation error (type mismatch, bad argument, overflow) makes the whole
 //!   condition false, except inside `&&` / `||`, which follow CEL: a `false` term decides
 //!   `&&` and a `true` term decides `||` even if another term (on either side) failed; the
@@ -51,18 +74,22 @@
 //!   when `x` is missing. The ternary's condition must be a bool. A condition whose result is
 //!   not a bool is false.
 //! - **Compile errors** carry the 1-based column (in chars) of the problem: syntax, unknown
-//!   functions, wrong arity, bad regexes, bad timestamp/duration literals, non-literal
-//!   patterns and indexes, and expressions that can never be a bool where one is needed
-//!   (`a && 1`).
+//!   functions, wrong arity, bad regexes, bad timestamp/duration/time zone literals,
+//!   non-literal indexes and time zones, negated uints and strings, and expressions that can
+//!   never be a bool where one is needed (`a && 1`).
+//! - **Never a panic**: any input text compiles or fails with a [`ConditionError`]; any
+//!   compiled condition evaluates on any event (fuzzed: `fuzz/fuzz_targets/cel.rs`).
 //!
 //! # Costs
 //!
-//! Evaluation walks the compiled tree once per event with no allocation on the common paths:
-//! comparing a field with a literal, numeric comparisons, `in` a literal list, `contains` /
-//! `startsWith` / `endsWith` / `matches` with a literal. Strings are compared as borrowed bytes
-//! of the batch (copied only when the JSON text holds escapes). Allocation happens for
-//! building strings (`+`, `string()`, `lowerAscii()` of a string with upper case), non-literal
-//! lists and JSON fragments held verbatim in the overlay.
+//! Evaluation walks the compiled tree once per event with no allocation on the common paths
+//! (a unit test counts them): comparing a field with a literal, numeric comparisons, `in` a
+//! literal list, `contains` / `startsWith` / `endsWith` / `matches` with a literal, timestamp
+//! and duration arithmetic and accessors. Strings are compared as borrowed bytes of the batch
+//! (copied only when the JSON text holds escapes). Allocation happens for building strings
+//! (`+`, `string()`, `lowerAscii()` of a string with upper case), non-literal lists, JSON
+//! fragments held verbatim in the overlay, and `matches` with a computed pattern (which also
+//! compiles the regex each time).
 
 mod eval;
 mod lexer;
@@ -115,6 +142,53 @@ impl Condition {
 
     pub fn source(&self) -> &str {
         &self.source
+    }
+}
+
+/// Counts heap allocations per thread in this crate's unit tests, so tests can check that a hot
+/// path does not allocate.
+#[cfg(test)]
+pub(crate) mod alloc_count {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    struct Counting;
+
+    fn count() {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+    }
+
+    // SAFETY: every call is forwarded unchanged to the system allocator.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            count();
+            System.alloc(layout)
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            count();
+            System.alloc_zeroed(layout)
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            count();
+            System.realloc(ptr, layout, new_size)
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            System.dealloc(ptr, layout)
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    /// How many allocations `f` made on this thread.
+    pub(crate) fn allocations_in(f: impl FnOnce()) -> u64 {
+        let before = ALLOCATIONS.with(Cell::get);
+        f();
+        ALLOCATIONS.with(Cell::get) - before
     }
 }
 
@@ -433,6 +507,120 @@ mod tests {
     }
 
     #[test]
+    fn more_conversions() {
+        assert!(t(
+            "uint(7) == 7u && uint('42') == 42u && uint(3.9) == 3u && uint(7u) == 7u"
+        ));
+        assert!(t("uint(count) == 7u && uint(0.5) == 0u"));
+        assert!(!t("uint(-1) == 0u"));
+        assert!(!t("uint(-1.0) == 0u"));
+        assert!(!t("uint('-1') == 0u"));
+        assert!(!t("uint(1e20) == 0u"));
+        assert!(t("int(7u) == 7 && double(7u) == 7.0 && string(7u) == '7'"));
+        assert!(!t("int(18446744073709551615u) == 0"));
+        for yes in ["true", "True", "TRUE", "t", "1"] {
+            assert!(t(&format!("bool('{yes}')")), "{yes}");
+            assert!(t(&format!("bool('{yes}') == true")), "{yes}");
+        }
+        for no in ["false", "False", "FALSE", "f", "0"] {
+            assert!(t(&format!("!bool('{no}')")), "{no}");
+        }
+        assert!(t("bool(ok) && bool(true)"));
+        assert!(!t("bool('yes')"));
+        assert!(!t("!bool('yes')"));
+        assert!(!t("bool(1)"));
+        assert!(!t("bool(missing)"));
+        assert!(on("bool(flag)", r#"{"flag": "true"}"#));
+        assert!(!on("bool(flag)", r#"{"flag": "false"}"#));
+    }
+
+    #[test]
+    fn timestamp_accessors() {
+        // 2026-11-21T09:34:39.250Z is a Saturday, day 324 of the year (0-based).
+        let ev = r#"{"at": "2026-11-21T09:34:39.250Z", "late": "2026-12-31T23:30:00-02:00"}"#;
+        let tsx = "timestamp(at)";
+        for (call, want) in [
+            ("getFullYear()", 2026),
+            ("getMonth()", 10),
+            ("getDayOfMonth()", 20),
+            ("getDate()", 21),
+            ("getDayOfWeek()", 6),
+            ("getDayOfYear()", 324),
+            ("getHours()", 9),
+            ("getMinutes()", 34),
+            ("getSeconds()", 39),
+            ("getMilliseconds()", 250),
+            ("getHours('UTC')", 9),
+            ("getHours('+02:00')", 11),
+            ("getMinutes('+05:30')", 4),
+            ("getHours('-10:00')", 23),
+            ("getDate('-10:00')", 20),
+            ("getDayOfWeek('-10:00')", 5),
+        ] {
+            let src = format!("{tsx}.{call} == {want}");
+            assert!(on(&src, ev), "{src}");
+            let off = format!("{tsx}.{call} == {}", want + 1);
+            assert!(!on(&off, ev), "{off}");
+        }
+        // An offset that crosses the year boundary.
+        assert!(on("timestamp(late).getFullYear() == 2027", ev));
+        assert!(on("timestamp(late).getFullYear('-02:00') == 2026", ev));
+        assert!(on(
+            "timestamp(late).getMonth() == 0 && timestamp(late).getDayOfYear() == 0",
+            ev
+        ));
+        assert!(on(
+            "timestamp(late).getDayOfYear('-02:00') == 364 && timestamp(late).getDate('-02:00') == 31",
+            ev
+        ));
+        assert!(t("timestamp('2024-12-31T00:00:00Z').getDayOfYear() == 365"));
+        assert!(t(
+            "timestamp('1969-12-31T23:59:59.999Z').getMilliseconds() == 999"
+        ));
+        assert!(t("timestamp('1969-12-31T23:59:59Z').getDayOfWeek() == 3"));
+        assert!(t("timestamp('0001-01-01T00:00:00Z').getFullYear() == 1"));
+        // Durations: whole units, and the milliseconds within the second.
+        assert!(t(
+            "duration('1h30m').getHours() == 1 && duration('1h30m').getMinutes() == 90"
+        ));
+        assert!(t(
+            "duration('90.5s').getSeconds() == 90 && duration('90.5s').getMilliseconds() == 500"
+        ));
+        assert!(t("duration('-90.5s').getSeconds() == -90"));
+        assert!(!t("duration('1h').getFullYear() == 0"));
+        assert!(!t("duration('1h').getHours('+01:00') == 1"));
+        // Not a timestamp: an error, so false.
+        assert!(!t("ts.getHours() == 12"));
+        assert!(!t("missing.getHours() == 0"));
+        assert!(t("timestamp(ts).getHours() == 12"));
+    }
+
+    #[test]
+    fn dynamic_patterns() {
+        assert!(on(
+            "msg.matches(pat)",
+            r#"{"msg": "abc123", "pat": "^[a-z]+\\d+$"}"#
+        ));
+        assert!(!on(
+            "msg.matches(pat)",
+            r#"{"msg": "abc", "pat": "^\\d+$"}"#
+        ));
+        assert!(on(
+            "matches(msg, '^' + prefix)",
+            r#"{"msg": "abc", "prefix": "ab"}"#
+        ));
+        // An invalid pattern at run time is an error: false, also negated.
+        assert!(!on("msg.matches(pat)", r#"{"msg": "a(", "pat": "("}"#));
+        assert!(!on("!msg.matches(pat)", r#"{"msg": "a(", "pat": "("}"#));
+        assert!(!on("msg.matches(pat)", r#"{"msg": "a"}"#));
+        // A pattern too large to compile is refused, not a hang.
+        assert!(!on(
+            "msg.matches(pat)",
+            r#"{"msg": "a", "pat": "((a{1000}){1000}){1000}"}"#
+        ));
+    }
+
+    #[test]
     fn conversions() {
         assert!(t("int('42') == 42"));
         assert!(t("int(3.9) == 3 && int(-3.9) == -3"));
@@ -493,6 +681,81 @@ mod tests {
         assert!(!t(
             r#"timestamp(missing) < timestamp("2030-01-01T00:00:00Z")"#
         ));
+    }
+
+    #[test]
+    fn brief_examples() {
+        // The forms the documentation promises, one by one.
+        assert!(t(r#"level in ["error", "fatal"]"#));
+        assert!(!on(
+            r#"level in ["error", "fatal"]"#,
+            r#"{"level": "info"}"#
+        ));
+        assert!(on(
+            r#"a["b-c"] == 1 && a.d[0] == 'x'"#,
+            r#"{"a": {"b-c": 1, "d": ["x"]}}"#
+        ));
+        assert!(on(r#"a["b-c"][1] == 2"#, r#"{"a": {"b-c": [1, 2]}}"#));
+        assert!(t("has(http.status) && !has(http.body)"));
+        assert!(t(
+            "size(level) == 5 && level.size() == 5 && size(tags) == 3 && size(labels) == 2"
+        ));
+        assert!(t("level == 'error' ? http.status >= 500 : false"));
+        assert!(t(r#"timestamp("2026-11-21T09:34:39Z") > timestamp(ts)"#));
+        assert!(t(r#"duration("1h30m") == duration("90m")"#));
+    }
+
+    #[test]
+    fn unsigned_integers() {
+        assert!(t("1u == 1u && 1u != 2u"));
+        assert!(t("1u + 2u * 3u == 7u"));
+        assert!(t("7u / 2u == 3u && 7u % 4u == 3u"));
+        assert!(t("0xFFu == 255u"));
+        // Cross-type numeric comparisons are exact.
+        assert!(t("1u == 1 && 1 == 1u && 1u == 1.0 && 1.0 == 1u"));
+        assert!(t("count == 7u && count > 6u && count < 8u && 6u < count"));
+        assert!(t("-1 < 0u && 0u > -1 && !(0u == -1)"));
+        assert!(t("18446744073709551615u > 9223372036854775807"));
+        assert!(t("18446744073709551615u < 18446744073709551616.0"));
+        assert!(t("2u > 1.5 && 1.5 < 2u && 1u > -0.5 && !(1u == 1.5)"));
+        assert!(t("7u in [1, 7] && 7 in [7u] && 7.0 in [7u]"));
+        // Overflow and underflow are errors.
+        assert!(!t("18446744073709551615u + 1u > 0u"));
+        assert!(!t("0u - 1u == 0u"));
+        assert!(!t("1u / 0u == 0u"));
+        assert!(!t("1u % 0u == 0u"));
+        // Ints and uints do not mix in arithmetic (as in CEL); doubles do (as with ints).
+        assert!(!t("1u + 1 == 2"));
+        assert!(!t("count + 1u == 8"));
+        assert!(t("1u + 0.5 == 1.5"));
+        // A JSON integer above i64::MAX reads as a uint.
+        assert!(on(
+            "n == 18446744073709551615u && n > 9223372036854775807 && n > 1",
+            r#"{"n": 18446744073709551615}"#
+        ));
+        assert!(on(
+            "n == 18446744073709551616.0",
+            r#"{"n": 18446744073709551616}"#
+        ));
+    }
+
+    #[test]
+    fn bytes_values() {
+        assert!(t("b'abc' == b'abc' && b'abc' != b'abd'"));
+        assert!(t("b'abc' < b'abd' && b'\\xff' > b'a'"));
+        assert!(t("size(b'\\303\\277') == 2 && size('\\303\\277') == 2"));
+        assert!(t("b'ÿ' == b'\\303\\277'"));
+        assert!(t("b'a' + b'b' == b'ab'"));
+        assert!(t(
+            "bytes('é') == b'\\xc3\\xa9' && string(b'\\xc3\\xa9') == 'é'"
+        ));
+        assert!(t("bytes(level) == b'error'"));
+        // Bytes never equal strings; invalid UTF-8 does not convert to a string.
+        assert!(!t("b'abc' == 'abc'"));
+        assert!(t("b'abc' != 'abc'"));
+        assert!(!t("string(b'\\xff') == ''"));
+        assert!(!t("b'a' < 'b'"));
+        assert!(!t("b'a' + 'b' == b'ab'"));
     }
 
     #[test]
@@ -782,10 +1045,37 @@ mod tests {
                 "x.lowerAscii(1) == 'a'",
                 "'lowerAscii' expects 0 arguments, got 1 (at column 3)",
             ),
+            ("msg.matches(pattern)", "ok"),
             (
-                "msg.matches(pattern)",
-                "the pattern of matches() must be a string literal (at column 13)",
+                "msg.matches(1)",
+                "the pattern of matches() must be a string, found int (at column 13)",
             ),
+            (
+                "ts.getHours('Europe/Paris') == 1",
+                "unsupported time zone \"Europe/Paris\": use 'UTC' or a fixed offset like '+02:00' (zone names are not supported) (at column 13)",
+            ),
+            (
+                "ts.getHours('+24:00') == 1",
+                "time zone offset \"+24:00\" out of range (at column 13)",
+            ),
+            (
+                "ts.getHours(zone) == 1",
+                "the time zone must be a string literal, like '+02:00' or 'UTC' (at column 13)",
+            ),
+            (
+                "ts.getHours(1, 2) == 1",
+                "'getHours' expects 0 or 1 arguments, got 2 (at column 4)",
+            ),
+            ("getHours(ts) == 1", "unknown function 'getHours' (it is a method: x.getHours(...)) (at column 1)"),
+            ("-1u < 0u", "a uint cannot be negated (at column 2)"),
+            ("-'a' < 'b'", "a string cannot be negated (at column 2)"),
+            (
+                "timestamp(ts) > now()",
+                "unknown function 'now' (conditions are deterministic: compare with a timestamp literal) (at column 17)",
+            ),
+            ("size(b'\\u0041') == 1", "'\\u' escapes are not allowed in bytes literals (at column 8)"),
+            ("x == 1.5u", "unexpected character 'u' after number (at column 9)"),
+            ("x == 18446744073709551616u", "unsigned integer literal out of range (at column 6)"),
             ("msg.matches('(a')", "invalid regex: unclosed group (at column 13)"),
             (
                 "has(1)",
@@ -860,6 +1150,48 @@ mod tests {
     }
 
     #[test]
+    fn hot_paths_do_not_allocate() {
+        let lines = [
+            r#"{"level": "info", "msg": "GET /a 200", "http": {"status": 200}}"#,
+            r#"{"level": "debug", "msg": "cache miss", "http": {"status": 503}}"#,
+            r#"{"msg": "no level"}"#,
+        ];
+        let text = lines.join("\n");
+        let mut b = Batch::from_lines(Bytes::from(text.into_bytes()), 0);
+        let mut rejected = Vec::new();
+        assert_eq!(crate::parsers::json::parse_batch(&mut b, &mut rejected), 3);
+        for src in [
+            r#"level != "debug""#,
+            r#"level != "debug" && http.status >= 200"#,
+            r#"level in ["error", "fatal", "info"]"#,
+            "http.status > 499u || http.status == 200.0",
+            "msg.contains('miss') || msg.startsWith('GET') || msg.endsWith('x')",
+            r"msg.matches(r'^GET /[a-z]+ \d{3}$')",
+            "has(level) ? size(msg) > 3 : false",
+            "timestamp('2026-11-21T09:34:39Z').getHours() == 9",
+        ] {
+            let c = Condition::compile(src).unwrap();
+            // Warm up (a regex takes its per-thread cache on first use).
+            let want: Vec<bool> = b.events.iter().map(|e| c.matches(&b, e)).collect();
+            assert!(want.contains(&true), "{src} matched nothing");
+            let mut got = Vec::with_capacity(b.events.len());
+            let n = alloc_count::allocations_in(|| {
+                for e in &b.events {
+                    got.push(c.matches(&b, e));
+                }
+            });
+            assert_eq!(n, 0, "{src} allocated");
+            assert_eq!(got, want);
+        }
+        // The counter does count: a string built per event allocates.
+        let c = Condition::compile("level + '!' == 'info!'").unwrap();
+        let n = alloc_count::allocations_in(|| {
+            assert!(c.matches(&b, &b.events[0]));
+        });
+        assert!(n > 0);
+    }
+
+    #[test]
     fn condition_is_send_sync_and_clone() {
         fn assert_traits<T: Send + Sync + Clone + std::fmt::Debug>() {}
         assert_traits::<Condition>();
@@ -876,7 +1208,8 @@ mod tests {
 
         const EVENTS: &[&str] = &[
             EV,
-            r#"{"level": "info", "count": -3, "tags": [], "http": {"status": "x"}}"#,
+            r#"{"level": "info", "count": -3, "tags": [], "http": {"status": "x"}, "pat": "(["}"#,
+            r#"{"pat": "^i", "count": 18446744073709551615, "ts": "9999-12-31T23:59:59Z"}"#,
             r#"{}"#,
         ];
 
@@ -913,6 +1246,10 @@ mod tests {
                 Just("9223372036854775807".to_string()),
                 Just("timestamp('2026-11-20T12:00:00Z')".to_string()),
                 Just("duration('1h')".to_string()),
+                Just("1u".to_string()),
+                Just("18446744073709551615u".to_string()),
+                Just("b'\\xff'".to_string()),
+                Just("pat".to_string()),
                 any::<i64>().prop_map(|i| i.to_string()),
                 any::<f64>().prop_map(|f| format!("{f:?}")),
                 "[a-z\\\\\"é]{0,4}".prop_map(|s| format!("{s:?}")),
@@ -945,6 +1282,9 @@ mod tests {
                     Just("string"),
                     Just("timestamp"),
                     Just("duration"),
+                    Just("uint"),
+                    Just("bool"),
+                    Just("bytes"),
                 ];
                 let method = prop_oneof![
                     Just(".size()"),
@@ -954,6 +1294,11 @@ mod tests {
                     Just(".startsWith('e')"),
                     Just(".endsWith('')"),
                     Just(".matches('^[a-z]+$')"),
+                    Just(".matches(pat)"),
+                    Just(".getHours()"),
+                    Just(".getDayOfYear('-03:30')"),
+                    Just(".getMilliseconds()"),
+                    Just(".getFullYear('UTC')"),
                 ];
                 prop_oneof![
                     (inner.clone(), op, inner.clone())

@@ -69,8 +69,10 @@ pub enum ExprKind {
     Bool(bool),
     /// Wider than `i64` so a folded negation can reach `i64::MIN`; range-checked when compiled.
     Int(i128),
+    Uint(u64),
     Double(f64),
     Str(String),
+    Bytes(Vec<u8>),
     Ident(String),
     Select {
         operand: Box<Expr>,
@@ -473,8 +475,10 @@ impl Parser {
             Tok::True => ExprKind::Bool(true),
             Tok::False => ExprKind::Bool(false),
             Tok::Int(i) => ExprKind::Int(i as i128),
+            Tok::Uint(u) => ExprKind::Uint(u),
             Tok::Double(f) => ExprKind::Double(f),
             Tok::Str(s) => ExprKind::Str(s),
+            Tok::Bytes(b) => ExprKind::Bytes(b),
             Tok::Dot if matches!(self.peek().tok, Tok::Ident(_)) => {
                 // `.name`: a root-scoped identifier, same as `name`.
                 return self.primary();
@@ -530,8 +534,10 @@ mod tests {
             ExprKind::Null => "null".into(),
             ExprKind::Bool(b) => b.to_string(),
             ExprKind::Int(i) => i.to_string(),
+            ExprKind::Uint(u) => format!("{u}u"),
             ExprKind::Double(f) => format!("{f:?}"),
             ExprKind::Str(s) => format!("{s:?}"),
+            ExprKind::Bytes(b) => format!("b{:?}", String::from_utf8_lossy(b)),
             ExprKind::Ident(s) => s.clone(),
             ExprKind::Select { operand, field } => format!("{}.{field}", show(operand)),
             ExprKind::Index { operand, index } => format!("{}[{}]", show(operand), show(index)),
@@ -636,6 +642,9 @@ mod tests {
         assert_eq!(p("-5.size()"), "-5.size()");
         assert_eq!(p("-9223372036854775808"), "-9223372036854775808");
         assert_eq!(p("-(a)"), "-a");
+        assert_eq!(p("1u + 0x10U"), "(1u + 16u)");
+        assert_eq!(p("-1u"), "-1u");
+        assert_eq!(p("b'ab' + b\"c\""), "(b\"ab\" + b\"c\")");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Each transform is a config struct (serde, unknown keys rejected) with a `build()` that
 //! returns a [`sluice_engine::pipeline::Transform`]: one `process(batch, out)` call per batch.
 //! Named outputs are ports: port 0 is the main output, the others are listed by
-//! `named_outputs()` in order (`dropped` is port 1 wherever it exists).
+//! `named_outputs()` in order (`dropped` is port 1 wherever it exists). `route` emits nothing
+//! on port 0: its routes are ports `1..=n` in config order and `_unmatched` is `n + 1`.
 
 pub mod aggregate;
 pub mod dedupe;
@@ -19,6 +20,7 @@ pub mod sample;
 #[cfg(test)]
 mod test_pipeline;
 pub mod throttle;
+pub mod route;
 
 /// Port of the `dropped` output of transforms that have one.
 pub const PORT_DROPPED: u8 = 1;
