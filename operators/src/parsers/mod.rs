@@ -3,6 +3,8 @@
 //! `json` fills the batch's tape directly (it is the hot path). Every other format
 //! implements [`sink::LineParser`] and reports fields through a [`sink::FieldSink`].
 
+pub mod grok;
 pub mod json;
+pub mod regex;
 pub mod sink;
 pub mod timestamp;
