@@ -1,13 +1,11 @@
 //! The `regex` parser: one or more regular expressions whose named capture groups become
-//! string fields. All patterns are compiled into ONE `regex_automata::meta::Regex`; the
-//! id of the matching pattern tells which group names apply.
+//! string fields.
 //!
 //! First match wins, in the order the patterns are given: the first pattern that matches
 //! ANYWHERE in the line is used, even if a later one matches further left (Logstash's
-//! semantics, not a plain alternation's). To get that from one regex search, each pattern
-//! not anchored with `^` is compiled as `^(?s-u:.)*?(?:pattern)`: every pattern then starts
-//! at offset 0, so leftmost-first priority between patterns is pattern order, and the lazy
-//! prefix still finds each pattern's leftmost match.
+//! semantics, not a plain alternation's). All patterns are compiled into ONE
+//! `regex_automata::meta::Regex` and the id of the matching pattern tells which group names
+//! apply; [`set`] explains how, and how capture spans are found fast.
 //!
 //! Syntax is regex-automata's (Rust `regex` syntax). Matching works on bytes: by default
 //! `.` matches any byte but `\n`, and `\w`, `\d`, `\s`, `\b` are ASCII classes (as in
@@ -16,89 +14,13 @@
 //!
 //! Values are strings (unnamed groups are ignored; a group that took no part in the match
 //! is absent; a group that matched the empty string gives `""`). Keys are the group names
-//! verbatim, with no nesting. The matching state (lazy DFA cache, capture slots) lives in
+//! verbatim, with no nesting. The matching state (lazy DFA caches, capture slots) lives in
 //! the parser, so a line costs no allocation.
 
+pub(crate) mod set;
+
 use super::sink::{FieldSink, LineParser, ParseError, Parsed};
-use regex_automata::meta::{self, Regex};
-use regex_automata::util::captures::Captures;
-use regex_automata::util::syntax;
-use regex_automata::Input;
-use regex_syntax::hir::{Class, ClassBytes, ClassBytesRange, Hir, Look, Repetition};
-
-/// Upper bound on the compiled NFA of all patterns together (heap bytes), so a hostile or
-/// mistaken pattern (`(a{1000}){1000}`) fails to compile instead of eating memory.
-pub(crate) const NFA_SIZE_LIMIT: usize = 16 << 20;
-
-/// Why a set of patterns did not compile.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum CompileError {
-    /// Pattern `index` is not a valid regex; `cause` is regex-syntax's message.
-    Pattern { index: usize, cause: String },
-    /// The patterns together exceed the size limit (or another whole-set failure).
-    Build(String),
-}
-
-/// Builds one meta regex from `patterns` with the byte-oriented syntax and the
-/// first-pattern-wins layout described in the module docs. Shared with the grok parser.
-pub(crate) fn build_regex<P: AsRef<str>>(patterns: &[P]) -> Result<Regex, CompileError> {
-    let syntax = syntax::Config::new().unicode(false).utf8(false);
-    let mut hirs = Vec::with_capacity(patterns.len());
-    for (index, pattern) in patterns.iter().enumerate() {
-        let hir = syntax::parse_with(pattern.as_ref(), &syntax).map_err(|e| {
-            CompileError::Pattern {
-                index,
-                cause: error_cause(&e),
-            }
-        })?;
-        hirs.push(anchored_at_line_start(hir));
-    }
-    let config = meta::Config::new()
-        .utf8_empty(false)
-        .nfa_size_limit(Some(NFA_SIZE_LIMIT));
-    meta::Builder::new()
-        .configure(config)
-        .build_many_from_hir(&hirs)
-        .map_err(|e| match e.pattern() {
-            Some(pid) => CompileError::Pattern {
-                index: pid.as_usize(),
-                cause: error_cause(&e),
-            },
-            None => CompileError::Build(error_cause(&e)),
-        })
-}
-
-/// `hir` when it already starts with `^`, else `^(?s-u:.)*?hir`.
-fn anchored_at_line_start(hir: Hir) -> Hir {
-    if hir.properties().look_set_prefix().contains(Look::Start) {
-        return hir;
-    }
-    let any_byte = Hir::class(Class::Bytes(ClassBytes::new([ClassBytesRange::new(
-        0, 0xFF,
-    )])));
-    let skip = Hir::repetition(Repetition {
-        min: 0,
-        max: None,
-        greedy: false,
-        sub: Box::new(any_byte),
-    });
-    Hir::concat(vec![Hir::look(Look::Start), skip, hir])
-}
-
-/// The innermost cause of an error, without the ASCII-art pointer that regex-syntax
-/// draws under the pattern (`unclosed group`, `heap usage ... exceeded limit of ...`).
-fn error_cause(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        message = s.to_string();
-        source = s.source();
-    }
-    match message.rfind("error: ") {
-        Some(i) => message[i + "error: ".len()..].trim().to_string(),
-        None => message.trim().to_string(),
-    }
-}
+use set::{CompileError, PatternSet};
 
 /// One named group of one pattern: its group index and its name (the field key).
 #[derive(Debug, Clone)]
@@ -110,9 +32,7 @@ struct NamedGroup {
 /// Parses lines with the first of several regexes that matches.
 #[derive(Debug, Clone)]
 pub struct RegexParser {
-    regex: Regex,
-    cache: meta::Cache,
-    captures: Captures,
+    set: PatternSet,
     /// Per pattern id, its named groups in group order.
     groups: Vec<Vec<NamedGroup>>,
 }
@@ -124,15 +44,15 @@ impl RegexParser {
         if patterns.is_empty() {
             return Err("regex: no pattern given".to_string());
         }
-        let regex = build_regex(patterns).map_err(|e| match e {
+        let set = PatternSet::new(patterns).map_err(|e| match e {
             CompileError::Pattern { index, cause } => {
                 let text = patterns.get(index).map_or("", String::as_str);
                 format!("regex: pattern {index} ({text:?}) is invalid: {cause}")
             }
             CompileError::Build(cause) => format!("regex: the patterns do not compile: {cause}"),
         })?;
-        let info = regex.group_info();
-        let groups = (0..regex.pattern_len())
+        let info = set.group_info();
+        let groups = (0..info.pattern_len())
             .map(|pid| {
                 let pid = regex_automata::PatternID::new_unchecked(pid);
                 info.pattern_names(pid)
@@ -146,27 +66,18 @@ impl RegexParser {
                     .collect()
             })
             .collect();
-        let cache = regex.create_cache();
-        let captures = regex.create_captures();
-        Ok(RegexParser {
-            regex,
-            cache,
-            captures,
-            groups,
-        })
+        Ok(RegexParser { set, groups })
     }
 }
 
 impl LineParser for RegexParser {
     fn parse<S: FieldSink>(&mut self, line: &[u8], out: &mut S) -> Result<Parsed, ParseError> {
-        self.regex
-            .search_captures_with(&mut self.cache, &Input::new(line), &mut self.captures);
-        let Some(pid) = self.captures.pattern() else {
+        let Some(pid) = self.set.find(line) else {
             return Err(ParseError::new("no pattern matched"));
         };
-        for group in self.groups.get(pid.as_usize()).into_iter().flatten() {
-            if let Some(span) = self.captures.get_group(group.index) {
-                if let Some(value) = line.get(span.range()) {
+        for group in self.groups.get(pid).into_iter().flatten() {
+            if let Some((start, end)) = self.set.group(group.index) {
+                if let Some(value) = line.get(start..end) {
                     out.str(&group.name, value);
                 }
             }
@@ -385,21 +296,30 @@ pub(crate) mod tests {
     mod props {
         use super::*;
         use proptest::prelude::*;
+        use std::cell::RefCell;
+
+        thread_local! {
+            static PARSER: RefCell<RegexParser> = RefCell::new(parser(&[
+                r"^(?P<a>\w+) (?P<b>\S+)",
+                r"(?u)(?P<u>\w+)",
+                r"(?P<any>.)",
+            ]));
+        }
 
         proptest! {
             #[test]
             fn random_bytes_never_panic(line in proptest::collection::vec(any::<u8>(), 0..300)) {
-                let mut p = parser(&[
-                    r"^(?P<a>\w+) (?P<b>\S+)",
-                    r"(?u)(?P<u>\w+)",
-                    r"(?P<any>.)",
-                ]);
-                let mut sink = CollectingSink::default();
-                if p.parse(&line, &mut sink).is_ok() {
-                    for (_, v) in &sink.fields {
-                        prop_assert!(v.len() <= line.len());
+                PARSER.with_borrow_mut(|p| {
+                    let mut sink = CollectingSink::default();
+                    if p.parse(&line, &mut sink).is_ok() {
+                        for (_, v) in &sink.fields {
+                            assert!(v.len() <= line.len());
+                        }
                     }
-                }
+                    let fast = p.set.find(&line).map(|pid| (pid, (1..4).map(|g| p.set.group(g)).collect::<Vec<_>>()));
+                    let slow = p.set.find_slow(&line).map(|pid| (pid, (1..4).map(|g| p.set.group(g)).collect::<Vec<_>>()));
+                    assert_eq!(fast, slow);
+                });
             }
         }
     }

@@ -8,7 +8,11 @@ use serde_json::json;
 
 /// `(name, must match in full, must not match in full)`.
 const SAMPLES: &[(&str, &[&str], &[&str])] = &[
-    ("USERNAME", &["jdoe", "first.last_2-x"], &["a b", "user@host", ""]),
+    (
+        "USERNAME",
+        &["jdoe", "first.last_2-x"],
+        &["a b", "user@host", ""],
+    ),
     ("USER", &["root", "www-data"], &["a:b", "a b"]),
     (
         "EMAILLOCALPART",
@@ -21,13 +25,29 @@ const SAMPLES: &[(&str, &[&str], &[&str])] = &[
         &["john@", "@example.com", "a b@c.d", "a@b@c"],
     ),
     ("INT", &["42", "-17", "+0"], &["1.5", "abc", "--1", ""]),
-    ("BASE10NUM", &["3.14", "-0.5", ".5", "42"], &["1.", "1e5", "abc", "1.2.3"]),
+    (
+        "BASE10NUM",
+        &["3.14", "-0.5", ".5", "42"],
+        &["1.", "1e5", "abc", "1.2.3"],
+    ),
     ("NUMBER", &["15824", "0.043", "-1"], &["0x10", "NaN", ""]),
-    ("BASE16NUM", &["0x1F", "-deadBEEF", "ff"], &["0xg", "0x", "g"]),
-    ("BASE16FLOAT", &["0x1A.8", "ff.f", ".5", "-1.0"], &["0x1.g", "1.2.3", "x"]),
+    (
+        "BASE16NUM",
+        &["0x1F", "-deadBEEF", "ff"],
+        &["0xg", "0x", "g"],
+    ),
+    (
+        "BASE16FLOAT",
+        &["0x1A.8", "ff.f", ".5", "-1.0"],
+        &["0x1.g", "1.2.3", "x"],
+    ),
     ("POSINT", &["1", "8080"], &["0", "012", "-1", ""]),
     ("NONNEGINT", &["0", "012", "8080"], &["-1", "1.0", ""]),
-    ("WORD", &["hello", "snake_case_42"], &["two words", "dash-ed", ""]),
+    (
+        "WORD",
+        &["hello", "snake_case_42"],
+        &["two words", "dash-ed", ""],
+    ),
     ("NOTSPACE", &["/a/b?c=d", "x"], &["a b", "", "tab\there"]),
     ("SPACE", &["", "   ", " \t "], &["x", " x "]),
     ("DATA", &["", "anything at all: 1 2 3"], &["line\nbreak"]),
@@ -86,7 +106,11 @@ const SAMPLES: &[(&str, &[&str], &[&str])] = &[
         &["00:1A:2B:3C:4D:5E", "00-1A-2B-3C-4D-5E", "001a.2b3c.4d5e"],
         &["00:1A-2B:3C:4D:5E", "001A2B3C4D5E"],
     ),
-    ("IPV4OCTET", &["0", "255", "199", "07"], &["256", "1000", ""]),
+    (
+        "IPV4OCTET",
+        &["0", "255", "199", "07"],
+        &["256", "1000", ""],
+    ),
     (
         "IPV4",
         &["55.3.244.1", "255.255.255.255", "0.0.0.0", "10.216.14.136"],
@@ -124,13 +148,27 @@ const SAMPLES: &[(&str, &[&str], &[&str])] = &[
             "g::1",
         ],
     ),
-    ("IP", &["55.3.244.1", "2001:db8::1"], &["example.com", "1.2.3.256"]),
+    (
+        "IP",
+        &["55.3.244.1", "2001:db8::1"],
+        &["example.com", "1.2.3.256"],
+    ),
     (
         "HOSTNAME",
         &["example.com", "web-113", "www.example.co.uk.", "localhost"],
-        &["-bad.example.com", "under_score.com", "a..b", "exa mple", ""],
+        &[
+            "-bad.example.com",
+            "under_score.com",
+            "a..b",
+            "exa mple",
+            "",
+        ],
     ),
-    ("IPORHOST", &["10.1.2.3", "api.example.com", "::1"], &["foo bar", "host_name"]),
+    (
+        "IPORHOST",
+        &["10.1.2.3", "api.example.com", "::1"],
+        &["foo bar", "host_name"],
+    ),
     (
         "HOSTPORT",
         &["localhost:8080", "10.0.0.1:443", "example.com:1"],
@@ -138,21 +176,38 @@ const SAMPLES: &[(&str, &[&str], &[&str])] = &[
     ),
     (
         "UNIXPATH",
-        &["/var/log/syslog", "/", r"/tmp/file\ name", "/a/b.c/d-e_f,g+h~i"],
+        &[
+            "/var/log/syslog",
+            "/",
+            r"/tmp/file\ name",
+            "/a/b.c/d-e_f,g+h~i",
+        ],
         &["relative/path", r"C:\Windows", "/a b"],
     ),
     (
         "WINPATH",
-        &[r"C:\Windows\System32\drivers", r"\\server\share\file.txt", r"D:\"],
+        &[
+            r"C:\Windows\System32\drivers",
+            r"\\server\share\file.txt",
+            r"D:\",
+        ],
         &["/usr/bin", "C:", r"C:\a*b"],
     ),
-    ("PATH", &["/etc/passwd", r"C:\Users\me"], &["etc/passwd", ""]),
+    (
+        "PATH",
+        &["/etc/passwd", r"C:\Users\me"],
+        &["etc/passwd", ""],
+    ),
     (
         "TTY",
         &["/dev/pts/0", "/dev/tty1", "/dev/ttyp0", "/dev/ttyS0"],
         &["/dev/sda1", "/dev/pts/", "/dev/tty"],
     ),
-    ("URIPROTO", &["http", "svn+ssh", "coap.tcp"], &["1http", "h", "ht tp"]),
+    (
+        "URIPROTO",
+        &["http", "svn+ssh", "coap.tcp"],
+        &["1http", "h", "ht tp"],
+    ),
     (
         "URIHOST",
         &["example.com", "example.com:8080", "10.0.0.1:80"],
@@ -163,11 +218,19 @@ const SAMPLES: &[(&str, &[&str], &[&str])] = &[
         &["/index.html", "/a/b/c;x=1", "/", "/~user/(x)"],
         &["index.html", "/a b", "/a?b"],
     ),
-    ("URIQUERY", &["a=1&b=2", "", "q=a+b&x[]=y"], &["a b", "a\"b"]),
+    (
+        "URIQUERY",
+        &["a=1&b=2", "", "q=a+b&x[]=y"],
+        &["a b", "a\"b"],
+    ),
     ("URIPARAM", &["?a=1&b=2", "?"], &["a=1", "?a b"]),
     (
         "URIPATHPARAM",
-        &["/index.html", "/search?q=grok&page=2", "/api/v1/items/12303"],
+        &[
+            "/index.html",
+            "/search?q=grok&page=2",
+            "/api/v1/items/12303",
+        ],
         &["search?q=1", "/a b"],
     ),
     (
@@ -188,15 +251,39 @@ const SAMPLES: &[(&str, &[&str], &[&str])] = &[
     ("MONTHNUM", &["1", "09", "12"], &["13", "0", "00"]),
     ("MONTHNUM2", &["01", "12"], &["1", "13"]),
     ("MONTHDAY", &["1", "01", "22", "31"], &["0", "32", "00"]),
-    ("DAY", &["Mon", "Tuesday", "Thurs", "Sun"], &["Mo", "Funday"]),
+    (
+        "DAY",
+        &["Mon", "Tuesday", "Thurs", "Sun"],
+        &["Mo", "Funday"],
+    ),
     ("YEAR", &["2026", "99"], &["202", "20266", "y2k"]),
     ("HOUR", &["0", "09", "23"], &["24", "123"]),
     ("MINUTE", &["00", "59"], &["60", "5"]),
-    ("SECOND", &["00", "59", "60", "39.123", "05,5"], &["61", "5."]),
-    ("TIME", &["22:14:15", "9:05:00.123456"], &["22:14", "24:00:00"]),
-    ("DATE_US", &["11/21/2026", "1-2-26"], &["21/11/2026", "11/21"]),
-    ("DATE_EU", &["21.11.2026", "21/11/2026", "1-2-26"], &["11/21/2026", "21.11"]),
-    ("ISO8601_TIMEZONE", &["Z", "+02:00", "-0700"], &["+2", "UTC"]),
+    (
+        "SECOND",
+        &["00", "59", "60", "39.123", "05,5"],
+        &["61", "5."],
+    ),
+    (
+        "TIME",
+        &["22:14:15", "9:05:00.123456"],
+        &["22:14", "24:00:00"],
+    ),
+    (
+        "DATE_US",
+        &["11/21/2026", "1-2-26"],
+        &["21/11/2026", "11/21"],
+    ),
+    (
+        "DATE_EU",
+        &["21.11.2026", "21/11/2026", "1-2-26"],
+        &["11/21/2026", "21.11"],
+    ),
+    (
+        "ISO8601_TIMEZONE",
+        &["Z", "+02:00", "-0700"],
+        &["+2", "UTC"],
+    ),
     ("ISO8601_SECOND", &["39", "39.123"], &["99"]),
     (
         "TIMESTAMP_ISO8601",
@@ -209,7 +296,11 @@ const SAMPLES: &[(&str, &[&str], &[&str])] = &[
         &["2026-11-21", "2026-13-01T00:00:00Z", "21/11/2026 09:34"],
     ),
     ("DATE", &["11/21/2026", "21.11.2026"], &["2026-11-21"]),
-    ("DATESTAMP", &["11/21/2026 09:34:39", "21.11.2026-09:34:39"], &["11/21/2026"]),
+    (
+        "DATESTAMP",
+        &["11/21/2026 09:34:39", "21.11.2026-09:34:39"],
+        &["11/21/2026"],
+    ),
     ("TZ", &["UTC", "PST", "EDT", "GMT"], &["CEST", "XYZ"]),
     (
         "DATESTAMP_RFC822",
@@ -218,12 +309,18 @@ const SAMPLES: &[(&str, &[&str], &[&str])] = &[
     ),
     (
         "DATESTAMP_RFC2822",
-        &["Tue, 21 Nov 2026 09:34:39 +0200", "Sat, 1 Jan 2000 00:00:00 Z"],
+        &[
+            "Tue, 21 Nov 2026 09:34:39 +0200",
+            "Sat, 1 Jan 2000 00:00:00 Z",
+        ],
         &["Tue 21 Nov 2026 09:34:39 +0200"],
     ),
     (
         "DATESTAMP_OTHER",
-        &["Sat Nov 21 09:34:39 UTC 2026", "Mon Jan 05 00:00:00 PDT 2026"],
+        &[
+            "Sat Nov 21 09:34:39 UTC 2026",
+            "Mon Jan 05 00:00:00 PDT 2026",
+        ],
         &["Sat Nov 21 09:34:39 2026"],
     ),
     (
@@ -238,7 +335,10 @@ const SAMPLES: &[(&str, &[&str], &[&str])] = &[
     ),
     (
         "HTTPDERROR_DATE",
-        &["Wed Oct 11 14:32:52 2000", "Sat Nov 21 09:34:39.123456 2026"],
+        &[
+            "Wed Oct 11 14:32:52 2000",
+            "Sat Nov 21 09:34:39.123456 2026",
+        ],
         &["Wed Oct 11 2000 14:32:52"],
     ),
     (
@@ -246,7 +346,11 @@ const SAMPLES: &[(&str, &[&str], &[&str])] = &[
         &["Oct 11 22:14:15", "Feb  5 17:32:18", "Nov 21 09:34:39.123"],
         &["2026-10-11 22:14:15", "Oct 11"],
     ),
-    ("PROG", &["sshd", "postfix/smtpd", "CRON"], &["sshd[123]", "a b"]),
+    (
+        "PROG",
+        &["sshd", "postfix/smtpd", "CRON"],
+        &["sshd[123]", "a b"],
+    ),
     (
         "SYSLOGPROG",
         &["sshd[4123]", "cron", "postfix/smtpd[231]"],
@@ -286,7 +390,11 @@ const SAMPLES: &[(&str, &[&str], &[&str])] = &[
         &["INFO", "warning", "Error", "EMERGENCY", "trace", "crit"],
         &["information!", "verbose"],
     ),
-    ("HTTPDUSER", &["-", "frank", "frank@example.com"], &["frank smith"]),
+    (
+        "HTTPDUSER",
+        &["-", "frank", "frank@example.com"],
+        &["frank smith"],
+    ),
     (
         "COMMONAPACHELOG",
         &[
@@ -304,9 +412,15 @@ const SAMPLES: &[(&str, &[&str], &[&str])] = &[
             r#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326 "http://www.example.com/start.html" "Mozilla/4.08 [en] (Win98; I ;Nav)""#,
             r#"10.216.14.136 - user1276 [20/Nov/2026:12:00:00 +0000] "PUT /api/v1/items/12303 HTTP/1.1" 201 14528 "https://www.google.com/" "okhttp/4.12.0""#,
         ],
-        &[r#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326"#],
+        &[
+            r#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326"#,
+        ],
     ),
-    ("NAGIOSTIME", &["[1427925600]", "[1427925600.5]"], &["1427925600", "[abc]"]),
+    (
+        "NAGIOSTIME",
+        &["[1427925600]", "[1427925600.5]"],
+        &["1427925600", "[abc]"],
+    ),
 ];
 
 #[test]
@@ -510,7 +624,10 @@ fn other_composite_fields() {
         json!({"url": "https://user:pass@example.com:8443/path/to?x=1&y=2", "port": "8443"})
     );
     assert_eq!(
-        fields("^%{NAGIOSTIME} %{GREEDYDATA:msg}$", "[1427925600] SERVICE ALERT"),
+        fields(
+            "^%{NAGIOSTIME} %{GREEDYDATA:msg}$",
+            "[1427925600] SERVICE ALERT"
+        ),
         json!({"nagios_epoch": "1427925600", "msg": "SERVICE ALERT"})
     );
     assert_eq!(

@@ -245,10 +245,7 @@ fn class_len(rest: &str) -> usize {
 }
 
 fn is_pattern_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Splits a field name into its path: `a.b.c` or `[a][b][c]`; a plain name is a path of
@@ -257,8 +254,7 @@ pub(crate) fn field_path(field: &str) -> Result<Vec<String>, String> {
     let invalid = || format!("invalid field name {field:?}");
     let segment_ok = |s: &str| {
         !s.is_empty()
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'@' | b'-'))
     };
     let path: Vec<String> = if let Some(inner) = field.strip_prefix('[') {
@@ -331,7 +327,10 @@ mod tests {
     fn field_paths() {
         assert_eq!(field_path("a").unwrap(), vec!["a"]);
         assert_eq!(field_path("http.status").unwrap(), vec!["http", "status"]);
-        assert_eq!(field_path("[http][status]").unwrap(), vec!["http", "status"]);
+        assert_eq!(
+            field_path("[http][status]").unwrap(),
+            vec!["http", "status"]
+        );
         assert_eq!(field_path("@timestamp").unwrap(), vec!["@timestamp"]);
         for bad in ["", "a..b", ".a", "[a]b", "[a", "[]", "a[b]", "a b", "[a][]"] {
             assert_eq!(
@@ -352,7 +351,10 @@ mod tests {
         ]);
         let err = |p: &str| expand(p, &lib).unwrap_err();
         assert_eq!(err("%{NOPE}"), "unknown pattern NOPE");
-        assert_eq!(err("%{LOOP}"), "pattern LOOP refers to itself (LOOP -> LOOP)");
+        assert_eq!(
+            err("%{LOOP}"),
+            "pattern LOOP refers to itself (LOOP -> LOOP)"
+        );
         assert_eq!(
             err("%{A} %{P:x}"),
             "pattern P refers to itself (P -> Q -> R -> P)"

@@ -34,19 +34,15 @@ mod tests;
 
 pub use expand::FieldType;
 
-use super::regex::{build_regex, CompileError};
+use super::regex::set::{CompileError, PatternSet};
 use super::sink::{FieldSink, LineParser, ParseError, Parsed};
-use regex_automata::meta::{self, Regex};
-use regex_automata::util::captures::Captures;
-use regex_automata::{Input, PatternID};
+use regex_automata::PatternID;
 use std::collections::HashMap;
 
 /// Parses lines with the first of several grok patterns that matches.
 #[derive(Debug, Clone)]
 pub struct GrokParser {
-    regex: Regex,
-    cache: meta::Cache,
-    captures: Captures,
+    set: PatternSet,
     /// Per pattern id: how to turn its capture groups into fields.
     programs: Vec<FieldProgram>,
     /// Scratch: the value chosen for each leaf of the matching pattern's program.
@@ -113,10 +109,8 @@ impl GrokParser {
         }
         let mut library: HashMap<&str, &str> = patterns::PATTERNS.iter().copied().collect();
         for (name, definition) in custom {
-            let valid = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            let valid =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !valid {
                 return Err(format!(
                     "grok: invalid custom pattern name {name:?} (use letters, digits and _)"
@@ -131,7 +125,7 @@ impl GrokParser {
             expanded.push(e);
         }
         let texts: Vec<&str> = expanded.iter().map(|e| e.regex.as_str()).collect();
-        let regex = build_regex(&texts).map_err(|e| match e {
+        let set = PatternSet::new(&texts).map_err(|e| match e {
             CompileError::Pattern { index, cause } => {
                 let text = patterns.get(index).map_or("", String::as_str);
                 format!("grok: pattern {index} ({text:?}) is not a valid regex after expansion: {cause}")
@@ -146,7 +140,7 @@ impl GrokParser {
             for capture in &e.captures {
                 // A group the regex does not have (written inside an `(?x)` comment) is
                 // simply never filled.
-                let Some(index) = regex.group_info().to_index(pid, &capture.group_name) else {
+                let Some(index) = set.group_info().to_index(pid, &capture.group_name) else {
                     continue;
                 };
                 insert(&mut tree, &capture.path, (index, capture.ty)).map_err(|e| {
@@ -159,12 +153,8 @@ impl GrokParser {
             programs.push(program);
         }
         let most_leaves = programs.iter().map(|p| p.leaves.len()).max().unwrap_or(0);
-        let cache = regex.create_cache();
-        let captures = regex.create_captures();
         Ok(GrokParser {
-            regex,
-            cache,
-            captures,
+            set,
             programs,
             values: Vec::with_capacity(most_leaves),
         })
@@ -172,7 +162,11 @@ impl GrokParser {
 }
 
 /// Adds a capture source for `path` to the tree.
-fn insert(nodes: &mut Vec<Node>, path: &[String], source: (usize, FieldType)) -> Result<(), String> {
+fn insert(
+    nodes: &mut Vec<Node>,
+    path: &[String],
+    source: (usize, FieldType),
+) -> Result<(), String> {
     let Some((first, rest)) = path.split_first() else {
         return Ok(());
     };
@@ -230,23 +224,17 @@ fn flatten(nodes: &[Node], program: &mut FieldProgram) {
 
 impl LineParser for GrokParser {
     fn parse<S: FieldSink>(&mut self, line: &[u8], out: &mut S) -> Result<Parsed, ParseError> {
-        self.regex
-            .search_captures_with(&mut self.cache, &Input::new(line), &mut self.captures);
-        let Some(pid) = self.captures.pattern() else {
+        let Some(pid) = self.set.find(line) else {
             return Err(ParseError::new("no pattern matched"));
         };
-        let Some(program) = self.programs.get(pid.as_usize()) else {
+        let Some(program) = self.programs.get(pid) else {
             return Ok(Parsed::Event);
         };
         self.values.clear();
         for leaf in &program.leaves {
             let value = leaf.sources.iter().find_map(|&(group, ty)| {
-                let span = self.captures.get_group(group)?;
-                (span.start < span.end).then_some(LeafValue {
-                    start: span.start,
-                    end: span.end,
-                    ty,
-                })
+                let (start, end) = self.set.group(group)?;
+                (start < end).then_some(LeafValue { start, end, ty })
             });
             self.values.push(value);
         }

@@ -112,8 +112,14 @@ fn first_pattern_wins_even_when_a_later_one_matches_further_left() {
 #[test]
 fn no_match_is_an_error_and_the_parser_recovers() {
     let mut p = grok(&["^%{INT:n}$", "^%{UUID:id}$"], &[]).unwrap();
-    assert_eq!(parse(&mut p, b"12x"), Err(ParseError::new("no pattern matched")));
-    assert_eq!(parse(&mut p, b""), Err(ParseError::new("no pattern matched")));
+    assert_eq!(
+        parse(&mut p, b"12x"),
+        Err(ParseError::new("no pattern matched"))
+    );
+    assert_eq!(
+        parse(&mut p, b""),
+        Err(ParseError::new("no pattern matched"))
+    );
     assert_eq!(parse(&mut p, b"12").unwrap(), json!({"n": "12"}));
 }
 
@@ -145,7 +151,10 @@ fn custom_patterns_refer_to_each_other_and_to_the_library_and_override_it() {
     );
     assert!(parse(&mut p, b"PUT #17 ABC").is_err());
     let mut p = grok(&["^%{PAIR}$"], &[("PAIR", "%{WORD:k}=(?<v>%{INT})")]).unwrap();
-    assert_eq!(parse(&mut p, b"a=-3").unwrap(), json!({"k": "a", "v": "-3"}));
+    assert_eq!(
+        parse(&mut p, b"a=-3").unwrap(),
+        json!({"k": "a", "v": "-3"})
+    );
 }
 
 #[test]
@@ -251,8 +260,53 @@ fn build_errors_name_the_pattern_and_the_cause() {
     );
     assert_eq!(err(&[], &[]), "grok: no pattern given");
     let too_big = err(&["(?:%{IPV6}){5000}"], &[]);
-    assert!(too_big.starts_with("grok: the patterns do not compile: "), "{too_big}");
+    assert!(
+        too_big.starts_with("grok: the patterns do not compile: "),
+        "{too_big}"
+    );
     assert!(too_big.contains("exceeded limit"), "{too_big}");
+}
+
+#[test]
+fn plans_are_used_and_fall_back_when_an_item_must_give_back() {
+    let mut p = grok(&["%{COMBINEDAPACHELOG}"], &[]).unwrap();
+    // clientip, ident, auth, timestamp, the request alternation, response, bytes,
+    // referrer, agent, and the literals between them.
+    assert_eq!(p.set.plan_len(0), Some(17));
+    let line = br#"10.216.14.136 - user1276 [20/Nov/2026:12:00:00 +0000] "PUT /api/v1/items/12303 HTTP/1.1" 201 14528 "https://www.google.com/" "okhttp/4.12.0""#;
+    let fast = parse(&mut p, line).unwrap();
+    assert_eq!(p.set.slow_finds, 0);
+    assert_eq!(fast["httpversion"], json!("1.1"));
+    assert_eq!(p.set.find_slow(line), Some(0));
+    assert_eq!(parse_to_json(&mut p, line).unwrap().unwrap(), fast);
+
+    // DATA prefers the empty match, then the literal space fails: the slow way answers.
+    let mut p = grok(&["^%{DATA:a} %{WORD:b}$"], &[]).unwrap();
+    assert_eq!(
+        parse(&mut p, b"x y z").unwrap(),
+        json!({"a": "x y", "b": "z"})
+    );
+    assert_eq!(p.set.slow_finds, 1);
+    // NOTSPACE takes all of `abx`, then `x` fails.
+    let mut p = grok(&["(?<a>%{NOTSPACE})x"], &[]).unwrap();
+    assert_eq!(parse(&mut p, b"abx").unwrap(), json!({"a": "ab"}));
+    assert_eq!(p.set.slow_finds, 1);
+    // A group around a sequence holding groups: opened and closed by the plan.
+    let mut p = grok(&[r"(?<all>%{WORD:w}-%{INT:n:int}) (?<rest>.*)"], &[]).unwrap();
+    assert_eq!(
+        parse(&mut p, b"<< ab-12 r").unwrap(),
+        json!({"all": "ab-12", "w": "ab", "n": 12, "rest": "r"})
+    );
+    // The first pattern does not match at 0: found by the combined search, then the plan
+    // runs from where the pattern's match starts.
+    assert_eq!(p.set.slow_finds, 0);
+    let mut p = grok(&["%{INT:a}/%{INT:b}", "%{WORD:w}"], &[]).unwrap();
+    assert_eq!(
+        parse(&mut p, b"x 1/2").unwrap(),
+        json!({"a": "1", "b": "2"})
+    );
+    assert_eq!(parse(&mut p, b"x 1").unwrap(), json!({"w": "x"}));
+    assert_eq!(p.set.slow_finds, 0);
 }
 
 #[test]
@@ -323,16 +377,36 @@ fn one_mebibyte_line() {
     assert!(parse(&mut p, &line).is_err());
 }
 
+/// Every group span of the last match, group 0 left out.
+fn spans(p: &GrokParser) -> Vec<Option<(usize, usize)>> {
+    (1..64).map(|g| p.set.group(g)).collect()
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;
 
+    use std::cell::RefCell;
+
+    thread_local! {
+        // Built once per test thread: building is the slow part in a debug build.
+        static MIXED: RefCell<GrokParser> = RefCell::new(
+            grok(&["%{COMBINEDAPACHELOG}", "%{SYSLOGLINE}", "^%{IP:ip:int} %{NUMBER:n:float}"], &[]).unwrap()
+        );
+        static APACHE: RefCell<GrokParser> = RefCell::new(grok(&["%{COMBINEDAPACHELOG}"], &[]).unwrap());
+    }
+
     proptest! {
         #[test]
         fn random_lines_never_panic(line in proptest::collection::vec(any::<u8>(), 0..400)) {
-            let mut p = grok(&["%{COMBINEDAPACHELOG}", "%{SYSLOGLINE}", "^%{IP:ip:int} %{NUMBER:n:float}"], &[]).unwrap();
-            let mut sink = crate::parsers::regex::tests::CollectingSink::default();
-            let _ = p.parse(&line, &mut sink);
+            MIXED.with_borrow_mut(|p| {
+                let mut sink = crate::parsers::regex::tests::CollectingSink::default();
+                let _ = p.parse(&line, &mut sink);
+                // The fast and the slow way agree.
+                let fast = p.set.find(&line).map(|pid| (pid, spans(p)));
+                let slow = p.set.find_slow(&line).map(|pid| (pid, spans(p)));
+                assert_eq!(fast, slow);
+            });
         }
 
         #[test]
@@ -343,10 +417,14 @@ mod props {
             status in "[0-9-]{1,4}",
         ) {
             let line = format!("{ip} - {user} [10/Oct/2000:13:55:36 -0700] \"{request}\" {status} 12 \"-\" \"ua\"");
-            let mut p = grok(&["%{COMBINEDAPACHELOG}"], &[]).unwrap();
-            if let Ok(v) = parse(&mut p, line.as_bytes()) {
-                prop_assert_eq!(&v["timestamp"], &json!("10/Oct/2000:13:55:36 -0700"));
-            }
+            APACHE.with_borrow_mut(|p| {
+                if let Ok(v) = parse(p, line.as_bytes()) {
+                    assert_eq!(&v["timestamp"], &json!("10/Oct/2000:13:55:36 -0700"));
+                }
+                let fast = p.set.find(line.as_bytes()).map(|pid| (pid, spans(p)));
+                let slow = p.set.find_slow(line.as_bytes()).map(|pid| (pid, spans(p)));
+                assert_eq!(fast, slow);
+            });
         }
 
         #[test]
