@@ -6,11 +6,13 @@
 pub mod apache;
 pub mod cri;
 pub mod detect;
+pub mod grok;
 pub mod json;
-pub mod level;
 pub mod kv;
+pub mod level;
 pub mod logfmt;
+pub mod regex;
 pub mod sink;
-pub mod tape;
 pub mod syslog;
+pub mod tape;
 pub mod timestamp;
