@@ -362,6 +362,7 @@ mod tests {
                     flags: 0,
                 },
             ],
+            aux: Vec::new(),
         };
         b
     }

@@ -194,6 +194,7 @@ pub mod harness {
                 op: Operator::Sink(Box::new(Capture(c.clone()))),
                 metrics: metrics.clone(),
                 outputs: vec![],
+                exchange_keys: None,
             };
             let outputs = if connect_dropped {
                 vec![vec![1], vec![2]]
@@ -206,6 +207,7 @@ pub mod harness {
                     op: Operator::Transform(transform),
                     metrics: metrics.clone(),
                     outputs,
+                    exchange_keys: None,
                 },
                 sink(&main, "main"),
                 sink(&dropped, "dropped"),

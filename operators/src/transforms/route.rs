@@ -245,6 +245,7 @@ mod tests {
             op: Operator::Transform(Box::new(route)),
             metrics,
             outputs: Vec::new(),
+            exchange_keys: None,
         }];
         let mut captured = Vec::new();
         for name in read {
@@ -256,6 +257,7 @@ mod tests {
                 op: Operator::Sink(Box::new(Capture(buf.clone()))),
                 metrics: reg.component(name, ComponentKind::Sink, "capture"),
                 outputs: Vec::new(),
+                exchange_keys: None,
             });
             captured.push((name.to_string(), buf));
         }
@@ -372,6 +374,7 @@ mod tests {
                 op: Operator::Transform(Box::new(route)),
                 metrics,
                 outputs,
+                exchange_keys: None,
             },
             Node {
                 id: "s".into(),
@@ -381,6 +384,7 @@ mod tests {
                 ))),
                 metrics: reg.component("s", ComponentKind::Sink, "x"),
                 outputs: vec![],
+                exchange_keys: None,
             },
         ];
         (Pipeline::new(nodes, vec![vec![0]]), seen)
@@ -414,18 +418,21 @@ mod tests {
                 op: Operator::Transform(Box::new(route)),
                 metrics,
                 outputs: vec![vec![], vec![1], vec![2]],
+                exchange_keys: None,
             },
             Node {
                 id: "a".into(),
                 op: Operator::Sink(Box::new(Capture(buf.clone()))),
                 metrics: reg.component("a", ComponentKind::Sink, "x"),
                 outputs: vec![],
+                exchange_keys: None,
             },
             Node {
                 id: "b".into(),
                 op: Operator::Sink(Box::new(Capture(rest.clone()))),
                 metrics: reg.component("b", ComponentKind::Sink, "x"),
                 outputs: vec![],
+                exchange_keys: None,
             },
         ];
         let mut p = Pipeline::new(nodes, vec![vec![0]]);

@@ -39,6 +39,7 @@ impl Harness {
             op: Operator::Transform(transform),
             metrics: registry.component("t", ComponentKind::Transform, "test"),
             outputs: (0..ports).map(|p| vec![u16::from(p) + 1]).collect(),
+            exchange_keys: None,
         }];
         for port in 0..ports {
             let id = format!("sink{port}");
@@ -50,6 +51,7 @@ impl Harness {
                     into: collected.clone(),
                 })),
                 outputs: vec![],
+                exchange_keys: None,
             });
         }
         Harness {
