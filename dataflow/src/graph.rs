@@ -43,7 +43,7 @@ pub fn resolve(config: &Config, input: &str) -> Result<Output, String> {
                 port: 0,
                 name: None,
             }),
-            Some(n) => match t.kind.named_outputs().iter().position(|o| *o == n) {
+            Some(n) => match t.kind.named_outputs().iter().position(|o| o == n) {
                 Some(p) => Ok(Output {
                     component: id.into(),
                     port: p as u8 + 1,

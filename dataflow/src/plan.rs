@@ -215,7 +215,7 @@ pub fn build(config: &Config, cores: Vec<Option<usize>>) -> Plan {
                         .iter()
                         .find(|t| t.id == n.id)
                         .expect("transform");
-                    format!("{}.{}", n.id, t.kind.named_outputs()[p - 1])
+                    format!("{}.{}", n.id, t.kind.named_outputs()[p - 1].as_str())
                 }
             };
             for o in outs {

@@ -14,7 +14,7 @@ use sluice_connectors::sources::{SourceRuntime, SourceShape};
 use sluice_engine::context::BuildCtx;
 use sluice_engine::metrics::{ComponentKind, Registry};
 use sluice_engine::path::FieldPath;
-use sluice_engine::pipeline::{Node, Operator, Pipeline, ShardSink, Transform};
+use sluice_engine::pipeline::{ExchangeKey, Node, Operator, Pipeline, ShardSink, Transform};
 use sluice_engine::ring::{self, Doorbell, RingRx, RingTx, WhenFull};
 use sluice_engine::runtime::{self, ShardSpec};
 use sluice_engine::shard::{run_shard, ShardSetup, ShardSource};
@@ -166,6 +166,26 @@ pub fn run(
                             c.build(&metric_stores[&t.id])
                                 .map_err(|e| anyhow::anyhow!("transform {}: {e}", t.id))?,
                         ),
+                        TransformKind::Redact(c) => Box::new(
+                            c.build(&metrics)
+                                .map_err(|e| anyhow::anyhow!("transform {}: {e}", t.id))?,
+                        ),
+                        TransformKind::Sample(c) => Box::new(
+                            c.build(&metrics)
+                                .map_err(|e| anyhow::anyhow!("transform {}: {e}", t.id))?,
+                        ),
+                        TransformKind::Throttle(c) => Box::new(
+                            c.build(&metrics)
+                                .map_err(|e| anyhow::anyhow!("transform {}: {e}", t.id))?,
+                        ),
+                        TransformKind::Dedupe(c) => Box::new(
+                            c.build(&metrics)
+                                .map_err(|e| anyhow::anyhow!("transform {}: {e}", t.id))?,
+                        ),
+                        TransformKind::Route(c) => Box::new(
+                            c.build(&metrics)
+                                .map_err(|e| anyhow::anyhow!("transform {}: {e}", t.id))?,
+                        ),
                         TransformKind::Enrich(c) => Box::new(
                             c.build(&enrich_data[&t.id])
                                 .map_err(|e| anyhow::anyhow!("transform {}: {e}", t.id))?,
@@ -191,12 +211,15 @@ pub fn run(
                 .transforms
                 .iter()
                 .find(|t| t.id == n.id && n.role == Role::Transform && t.kind.is_keyed())
-                .map(|t| {
-                    t.kind
-                        .key_fields()
-                        .iter()
+                .and_then(|t| t.kind.exchange_key().map(|k| (t, k)))
+                .map(|(t, keys)| {
+                    if keys.len() == 1 && keys[0] == crate::config::LINE_KEY {
+                        return Ok(ExchangeKey::Line);
+                    }
+                    keys.iter()
                         .map(|f| FieldPath::parse(f))
                         .collect::<Result<Vec<_>, _>>()
+                        .map(ExchangeKey::Fields)
                         .map_err(|e| anyhow::anyhow!("transform {}: key field: {e}", t.id))
                 })
                 .transpose()?;

@@ -81,6 +81,20 @@ pub struct ComponentMetrics {
 }
 
 impl ComponentMetrics {
+    /// Counters registered nowhere: for building a component only to check its config.
+    pub fn detached() -> ComponentMetrics {
+        ComponentMetrics {
+            id: String::new(),
+            kind: ComponentKind::Transform,
+            component_type: String::new(),
+            events_in: AtomicU64::new(0),
+            events_out: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            dropped: Mutex::new(Vec::new()),
+            latency: None,
+        }
+    }
+
     /// The drop counter for `reason` (created on first use; take it at build time).
     pub fn dropped(&self, reason: &str) -> Arc<AtomicU64> {
         let mut d = self.dropped.lock().expect("metrics lock");

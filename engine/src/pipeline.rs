@@ -98,10 +98,20 @@ pub struct Node {
     pub metrics: Arc<ComponentMetrics>,
     /// For each output port, the nodes that read it.
     pub outputs: Vec<Vec<u16>>,
-    /// Keyed transforms: the fields whose values pick the shard that owns an event. A batch
-    /// reaching this node is split by key; other shards' parts travel through the exchange
-    /// rings and enter this node there.
-    pub exchange_keys: Option<Vec<FieldPath>>,
+    /// Keyed transforms: what picks the shard that owns an event. A batch reaching this
+    /// node is split by key; other shards' parts travel through the exchange rings and
+    /// enter this node there.
+    pub exchange_keys: Option<ExchangeKey>,
+}
+
+/// What a keyed transform's state is keyed by.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExchangeKey {
+    /// The values of these fields (none: every event goes to one shard, e.g. a global
+    /// aggregate).
+    Fields(Vec<FieldPath>),
+    /// The event's raw line.
+    Line,
 }
 
 /// The shard's side of the keyed exchange: one ring to every other shard.
@@ -324,8 +334,20 @@ impl Pipeline {
 
 /// The shard that owns an event's key: a fixed-seed hash of the key fields' values
 /// (missing fields hash as absent), so every shard agrees.
-pub fn shard_of(batch: &Batch, ev: &crate::batch::Event, keys: &[FieldPath], shards: usize) -> usize {
+pub fn shard_of(
+    batch: &Batch,
+    ev: &crate::batch::Event,
+    key: &ExchangeKey,
+    shards: usize,
+) -> usize {
     let mut h = std::hash::DefaultHasher::new();
+    let keys = match key {
+        ExchangeKey::Fields(keys) => keys,
+        ExchangeKey::Line => {
+            h.write(batch.line(ev));
+            return (h.finish() % shards as u64) as usize;
+        }
+    };
     let mut scratch = Vec::new();
     for k in keys {
         match batch.get(ev, k) {
@@ -464,7 +486,7 @@ mod tests {
                     op: Operator::Transform(Box::new(Record(seen[s].clone()))),
                     metrics: reg.component("k", ComponentKind::Transform, "x"),
                     outputs: vec![vec![]],
-                    exchange_keys: Some(vec![FieldPath::parse("message").unwrap()]),
+                    exchange_keys: Some(ExchangeKey::Fields(vec![FieldPath::parse("message").unwrap()])),
                 };
                 Pipeline::new(vec![node], vec![vec![0]])
             })

@@ -23,6 +23,11 @@ use sluice_engine::units::HumanDuration;
 use sluice_operators::transforms::fields::FieldsConfig;
 use sluice_operators::transforms::filter::FilterConfig;
 use sluice_operators::transforms::aggregate::AggregateConfig;
+use sluice_operators::transforms::dedupe::DedupeConfig;
+use sluice_operators::transforms::redact::RedactConfig;
+use sluice_operators::transforms::route::RouteConfig;
+use sluice_operators::transforms::sample::SampleConfig;
+use sluice_operators::transforms::throttle::ThrottleConfig;
 use sluice_operators::transforms::enrich::EnrichConfig;
 use sluice_operators::transforms::log_to_metric::LogToMetricConfig;
 use sluice_operators::transforms::parse::ParseConfig;
@@ -232,6 +237,9 @@ fn default_true() -> bool {
     true
 }
 
+/// In [`TransformKind::exchange_key`]: the key is the event's raw line.
+pub const LINE_KEY: &str = "<line>";
+
 /// A source's typed options.
 #[derive(Debug, Clone)]
 pub enum SourceKind {
@@ -249,6 +257,11 @@ pub enum TransformKind {
     Aggregate(AggregateConfig),
     LogToMetric(LogToMetricConfig),
     Enrich(Box<EnrichConfig>),
+    Redact(Box<RedactConfig>),
+    Sample(SampleConfig),
+    Throttle(ThrottleConfig),
+    Dedupe(DedupeConfig),
+    Route(RouteConfig),
 }
 
 /// A sink's typed options.
@@ -262,44 +275,62 @@ pub enum SinkKind {
 pub const SOURCE_TYPES: &[&str] = &["file", "generator", "stdin"];
 pub const TRANSFORM_TYPES: &[&str] = &[
     "aggregate",
+    "dedupe",
     "enrich",
     "fields",
     "filter",
     "log_to_metric",
     "parse",
+    "redact",
+    "route",
+    "sample",
+    "throttle",
 ];
 pub const SINK_TYPES: &[&str] = &["blackhole", "console", "file"];
 
 impl TransformKind {
     /// Named outputs besides the main one, in port order (port 1, 2, ...).
-    pub fn named_outputs(&self) -> &'static [&'static str] {
-        match self {
+    pub fn named_outputs(&self) -> Vec<String> {
+        let fixed: &[&str] = match self {
             TransformKind::Parse(_) => ParseConfig::NAMED_OUTPUTS,
             TransformKind::Filter(_) => FilterConfig::NAMED_OUTPUTS,
             TransformKind::Fields(_) => &[],
             TransformKind::Aggregate(_) => AggregateConfig::NAMED_OUTPUTS,
             TransformKind::LogToMetric(_) => LogToMetricConfig::NAMED_OUTPUTS,
             TransformKind::Enrich(_) => EnrichConfig::NAMED_OUTPUTS,
-        }
+            TransformKind::Redact(_) => RedactConfig::NAMED_OUTPUTS,
+            TransformKind::Sample(_) => SampleConfig::NAMED_OUTPUTS,
+            TransformKind::Throttle(_) => ThrottleConfig::NAMED_OUTPUTS,
+            TransformKind::Dedupe(_) => DedupeConfig::NAMED_OUTPUTS,
+            TransformKind::Route(c) => return c.named_outputs(),
+        };
+        fixed.iter().map(|s| s.to_string()).collect()
     }
 
-    /// The fields whose values key the transform's state (sample per key, throttle,
-    /// dedupe, aggregate): the planner puts an exchange before it so each key lives on one
-    /// shard. Empty for transforms without keyed state.
-    pub fn key_fields(&self) -> Vec<String> {
+    /// What keys the transform's state (sample per key, throttle, dedupe, aggregate): the
+    /// planner puts an exchange before it so each key lives on one shard. `None` for
+    /// transforms without keyed state; `Some([])` sends every event to one shard;
+    /// `Some(["<line>"])` keys by the raw line.
+    pub fn exchange_key(&self) -> Option<Vec<String>> {
         match self {
-            TransformKind::Aggregate(c) => c.key_fields(),
+            TransformKind::Aggregate(c) => Some(c.key_fields()),
+            TransformKind::Sample(c) => Some(c.key_fields()).filter(|k| !k.is_empty()),
+            TransformKind::Throttle(c) => Some(c.key_fields()).filter(|k| !k.is_empty()),
+            TransformKind::Dedupe(c) if c.keyed_by_line() => Some(vec![LINE_KEY.into()]),
+            TransformKind::Dedupe(c) => Some(c.key_fields()),
             TransformKind::Parse(_)
             | TransformKind::Filter(_)
             | TransformKind::Fields(_)
             | TransformKind::LogToMetric(_)
-            | TransformKind::Enrich(_) => Vec::new(),
+            | TransformKind::Enrich(_)
+            | TransformKind::Redact(_)
+            | TransformKind::Route(_) => None,
         }
     }
 
     /// Whether the transform keeps state by key (then it must run after an exchange).
     pub fn is_keyed(&self) -> bool {
-        !self.key_fields().is_empty()
+        self.exchange_key().is_some()
     }
 }
 
@@ -721,6 +752,47 @@ pub fn load_str(
                         }
                     })
                 }
+                ("transforms", "redact") => typed!(RedactConfig).and_then(|c| match c.redactor() {
+                    Ok(_) => Some(TransformKind::Redact(Box::new(c))),
+                    Err(m) => {
+                        rep.at(&base, m);
+                        None
+                    }
+                }),
+                ("transforms", "sample") => typed!(SampleConfig).and_then(|c| {
+                    match c.build(&sluice_engine::metrics::ComponentMetrics::detached()) {
+                        Ok(_) => Some(TransformKind::Sample(c)),
+                        Err(m) => {
+                            rep.at(&base, m);
+                            None
+                        }
+                    }
+                }),
+                ("transforms", "throttle") => typed!(ThrottleConfig).and_then(|c| {
+                    match c.build(&sluice_engine::metrics::ComponentMetrics::detached()) {
+                        Ok(_) => Some(TransformKind::Throttle(c)),
+                        Err(m) => {
+                            rep.at(&base, m);
+                            None
+                        }
+                    }
+                }),
+                ("transforms", "dedupe") => typed!(DedupeConfig).and_then(|c| {
+                    match c.build(&sluice_engine::metrics::ComponentMetrics::detached()) {
+                        Ok(_) => Some(TransformKind::Dedupe(c)),
+                        Err(m) => {
+                            rep.at(&base, m);
+                            None
+                        }
+                    }
+                }),
+                ("transforms", "route") => typed!(RouteConfig).and_then(|c| match c.compile() {
+                    Ok(_) => Some(TransformKind::Route(c)),
+                    Err(e) => {
+                        rep.at(&[base.clone(), k(&["routes"])].concat(), e.to_string());
+                        None
+                    }
+                }),
                 // Loading reads the table and database: a missing file is a config error.
                 ("transforms", "enrich") => typed!(EnrichConfig).and_then(|c| match c.load() {
                     Ok(_) => Some(TransformKind::Enrich(Box::new(c))),
