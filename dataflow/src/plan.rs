@@ -287,7 +287,10 @@ pub fn build(config: &Config, cores: Vec<Option<usize>>) -> Plan {
     if exchange {
         rings.push(RingPlan {
             from: "each shard".into(),
-            to: format!("each other shard (keyed exchange before {})", keyed.join(", ")),
+            to: format!(
+                "each other shard (keyed exchange before {})",
+                keyed.join(", ")
+            ),
             count: shards * (shards - 1),
             capacity: ring_capacity,
         });

@@ -147,9 +147,11 @@ pub fn run(
                         .expect("planned transform");
                     let metrics = registry.component(&t.id, ComponentKind::Transform, &t.type_name);
                     let tr: Box<dyn Transform> = match &t.kind {
-                        TransformKind::Parse(c) => Box::new(c.build(&metrics).map_err(
-                            |(key, e)| anyhow::anyhow!("transform {}: {key}: {e}", t.id),
-                        )?),
+                        TransformKind::Parse(c) => {
+                            Box::new(c.build(&metrics).map_err(|(key, e)| {
+                                anyhow::anyhow!("transform {}: {key}: {e}", t.id)
+                            })?)
+                        }
                         TransformKind::Filter(c) => Box::new(
                             c.build(&metrics)
                                 .map_err(|e| anyhow::anyhow!("transform {}: {e}", t.id))?,

@@ -176,7 +176,10 @@ encodng = \"text\"
         &e[0],
         9,
         Some("transforms.p.nope"),
-        &["unknown field `nope`", "expected `format` or `on_error`"],
+        &[
+            "unknown field `nope`",
+            "expected one of `format`, `on_error`",
+        ],
     );
     assert_eq!(e[0].column, Some(1));
     check(
@@ -241,7 +244,7 @@ inputs = [\"p\"]
         Some("transforms.p.type"),
         &[
             "unknown transform type `jsonify`",
-            "known: fields, filter, parse",
+            "known: aggregate, dedupe, enrich, fields, filter, log_to_metric, parse, redact, route, sample, throttle",
         ],
     );
     check(
@@ -265,7 +268,7 @@ fn missing_type() {
         &e[0],
         5,
         Some("transforms.p"),
-        &["missing `type`", "one of: fields, filter, parse"],
+        &["missing `type`", "one of: aggregate, dedupe, enrich, fields, filter, log_to_metric, parse, redact, route, sample, throttle"],
     );
 }
 

@@ -102,7 +102,11 @@ impl FieldTable {
 
     /// The key bytes of `e` (from `buf` or the side arena).
     pub fn key<'a>(&'a self, e: &FieldEntry, buf: &'a [u8]) -> &'a [u8] {
-        let src = if e.flags & KEY_AUX != 0 { &self.aux[..] } else { buf };
+        let src = if e.flags & KEY_AUX != 0 {
+            &self.aux[..]
+        } else {
+            buf
+        };
         src.get(e.key_start as usize..(e.key_start as usize + e.key_len as usize))
             .unwrap_or_default()
     }
@@ -110,7 +114,11 @@ impl FieldTable {
     /// The value bytes of `e` (from `buf` or the side arena). For JSON-text strings the
     /// span excludes the quotes; for JSON-text containers it covers the brackets.
     pub fn value<'a>(&'a self, e: &FieldEntry, buf: &'a [u8]) -> &'a [u8] {
-        let src = if e.flags & VALUE_AUX != 0 { &self.aux[..] } else { buf };
+        let src = if e.flags & VALUE_AUX != 0 {
+            &self.aux[..]
+        } else {
+            buf
+        };
         src.get(e.value_start as usize..(e.value_start as usize + e.value_len as usize))
             .unwrap_or_default()
     }

@@ -169,7 +169,9 @@ impl Pipeline {
     }
 
     fn exchange_backlog(&self) -> bool {
-        self.exchange.as_ref().is_some_and(|x| !x.overflow.is_empty())
+        self.exchange
+            .as_ref()
+            .is_some_and(|x| !x.overflow.is_empty())
     }
 
     /// Runs a batch that another shard's exchange sent here (`Envelope::source` with
@@ -486,7 +488,9 @@ mod tests {
                     op: Operator::Transform(Box::new(Record(seen[s].clone()))),
                     metrics: reg.component("k", ComponentKind::Transform, "x"),
                     outputs: vec![vec![]],
-                    exchange_keys: Some(ExchangeKey::Fields(vec![FieldPath::parse("message").unwrap()])),
+                    exchange_keys: Some(ExchangeKey::Fields(vec![
+                        FieldPath::parse("message").unwrap()
+                    ])),
                 };
                 Pipeline::new(vec![node], vec![vec![0]])
             })
@@ -520,7 +524,11 @@ mod tests {
         assert_eq!(a.len() + b.len(), 200);
         assert!(!a.is_empty() && !b.is_empty());
         for k in &a {
-            assert!(!b.contains(k), "key {:?} on both shards", String::from_utf8_lossy(k));
+            assert!(
+                !b.contains(k),
+                "key {:?} on both shards",
+                String::from_utf8_lossy(k)
+            );
         }
         // Per key, order is kept.
         let mut all = a.clone();

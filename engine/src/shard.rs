@@ -235,10 +235,13 @@ pub async fn run_shard(setup: ShardSetup) {
         }
     }
     if ticking {
-        ctx.inner
-            .pipeline
-            .borrow_mut()
-            .tick(std::time::Instant::now(), true);
+        // Windows still open are emitted now; wait (bounded) until the sinks took them.
+        let mut p = ctx.inner.pipeline.borrow_mut();
+        p.tick(std::time::Instant::now(), true);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !p.retry_pending() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
     ctx.inner.pipeline.borrow_mut().flush();
     for t in tasks {

@@ -12,7 +12,6 @@ use sluice_engine::encode::{encode_event, Encoding};
 use sluice_engine::metrics::ComponentMetrics;
 use sluice_engine::pipeline::ShardSink;
 use sluice_engine::ring::{self, Doorbell, RingRx, RingTx, WhenFull};
-use sluice_engine::shutdown::Lifecycle;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -108,7 +107,6 @@ pub fn build(
     encoding: Encoding,
     template: Option<Template>,
     metrics: Arc<ComponentMetrics>,
-    lifecycle: Arc<Lifecycle>,
     when_full: WhenFull,
     mut writer: Box<dyn ChunkWriter>,
 ) -> (Vec<Box<dyn ShardSink>>, WriterThread) {
@@ -153,9 +151,9 @@ pub fn build(
             }
             if !did {
                 writer.flush();
-                if rxs.iter().all(|r| r.is_closed())
-                    || (lifecycle.is_stopped() && rxs.iter().all(|r| r.is_empty()))
-                {
+                // Every shard has dropped its end (it stopped, after its last tick and
+                // flush): nothing more can come.
+                if rxs.iter().all(|r| r.is_closed() && r.is_empty()) {
                     break;
                 }
                 bell.wait(Duration::from_millis(50), || {

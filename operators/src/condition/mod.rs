@@ -315,7 +315,10 @@ mod tests {
             })
             .collect();
         let mut b = Batch::from_events(Bytes::from(buf), events, 0);
-        b.fields = FieldTable { entries, aux: Vec::new() };
+        b.fields = FieldTable {
+            entries,
+            aux: Vec::new(),
+        };
         b
     }
 

@@ -242,7 +242,11 @@ mod tests {
              \"sd\":{\"id@1\":{\"k\":\"v\\\"q\"}},\"esc\":\"a\\nb\"}\n"
         );
         let ev = batch.events[0];
-        let get = |p: &str| batch.get(&ev, &FieldPath::parse(p).unwrap()).map(|v| v.to_owned_value());
+        let get = |p: &str| {
+            batch
+                .get(&ev, &FieldPath::parse(p).unwrap())
+                .map(|v| v.to_owned_value())
+        };
         assert_eq!(get("n").unwrap(), sluice_engine::Value::Int(-42));
         assert_eq!(
             get("sd.\"id@1\".k").or_else(|| get("sd[\"id@1\"].k")),

@@ -292,11 +292,24 @@ enum Num {
 }
 
 impl Num {
+    /// Numbers, and strings that hold a number (logfmt, kv, regex and grok values are
+    /// strings: `size=12` sums as 12).
     fn read(v: &ValueRef<'_>) -> Option<Num> {
         if let Some(i) = v.as_i64() {
             return Some(Num::Int(i));
         }
-        v.as_f64().filter(|f| f.is_finite()).map(Num::Float)
+        if let Some(f) = v.as_f64() {
+            return Some(f).filter(|f| f.is_finite()).map(Num::Float);
+        }
+        let s = v.as_str()?;
+        let text = std::str::from_utf8(&s).ok()?.trim();
+        if let Ok(i) = text.parse::<i64>() {
+            return Some(Num::Int(i));
+        }
+        text.parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(Num::Float)
     }
 
     fn as_f64(self) -> f64 {
@@ -761,7 +774,7 @@ mod tests {
     }
 
     #[test]
-    fn missing_and_non_numeric_values_are_skipped() {
+    fn missing_and_non_numeric_values_are_skipped_numeric_strings_count() {
         let cfg = config(serde_json::json!({
             "group_by": ["svc"],
             "window": "5s",
@@ -791,7 +804,7 @@ mod tests {
         assert_eq!(
             drain_lines(&mut h),
             vec![
-                "{\"window_start\":\"1970-01-01T00:00:00Z\",\"window_end\":\"1970-01-01T00:00:05Z\",\"svc\":\"x\",\"events\":7,\"with_v\":5,\"sum_v\":12.5,\"avg_v\":6.25,\"min_v\":2.5,\"max_v\":10}",
+                "{\"window_start\":\"1970-01-01T00:00:00Z\",\"window_end\":\"1970-01-01T00:00:05Z\",\"svc\":\"x\",\"events\":7,\"with_v\":5,\"sum_v\":24.5,\"avg_v\":8.166666666666666,\"min_v\":2.5,\"max_v\":12}",
                 "{\"window_start\":\"1970-01-01T00:00:00Z\",\"window_end\":\"1970-01-01T00:00:05Z\",\"svc\":\"y\",\"events\":1,\"with_v\":1,\"sum_v\":0,\"avg_v\":null,\"min_v\":null,\"max_v\":null}",
             ]
         );

@@ -16,11 +16,11 @@ pub mod log_to_metric;
 pub mod mmdb_writer;
 pub mod parse;
 pub mod redact;
+pub mod route;
 pub mod sample;
 #[cfg(test)]
 mod test_pipeline;
 pub mod throttle;
-pub mod route;
 
 /// Port of the `dropped` output of transforms that have one.
 pub const PORT_DROPPED: u8 = 1;

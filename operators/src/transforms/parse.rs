@@ -73,7 +73,10 @@ impl Format {
     /// Formats whose field names come from the line: their `timestamp` and `level` fields
     /// are normalised (see `normalize`).
     fn free_form(self) -> bool {
-        matches!(self, Format::Logfmt | Format::Kv | Format::Regex | Format::Grok)
+        matches!(
+            self,
+            Format::Logfmt | Format::Kv | Format::Regex | Format::Grok
+        )
     }
 }
 
@@ -220,12 +223,22 @@ impl ParseConfig {
         only(self.value_split.is_some(), "value_split", &[Kv])?;
         only(self.prefix.is_some(), "prefix", &[Kv])?;
         only(self.trim.is_some(), "trim", &[Kv])?;
-        only(self.max_partial_bytes.is_some(), "max_partial_bytes", &[Cri, Auto])?;
+        only(
+            self.max_partial_bytes.is_some(),
+            "max_partial_bytes",
+            &[Cri, Auto],
+        )?;
         only(
             self.timestamp_format.is_some(),
             "timestamp_format",
             &[Logfmt, Kv, Regex, Grok, Auto],
         )?;
+        if f == Auto && self.field.is_some() {
+            return Err((
+                "field",
+                "format auto reads the line; parse a field with a named format".into(),
+            ));
+        }
         if matches!(f, Regex | Grok) && self.pattern.is_none() && self.patterns.is_empty() {
             return Err((
                 "pattern",
@@ -265,16 +278,18 @@ impl ParseConfig {
         if !self.normalize {
             return Ok(None);
         }
-        let format =
-            TimestampFormat::from_config(self.timestamp_format.as_deref(), self.timezone.as_deref())
-                .map_err(|e| {
-                    let key = if self.timestamp_format.is_some() {
-                        "timestamp_format"
-                    } else {
-                        "timezone"
-                    };
-                    (key, e)
-                })?;
+        let format = TimestampFormat::from_config(
+            self.timestamp_format.as_deref(),
+            self.timezone.as_deref(),
+        )
+        .map_err(|e| {
+            let key = if self.timestamp_format.is_some() {
+                "timestamp_format"
+            } else {
+                "timezone"
+            };
+            (key, e)
+        })?;
         Ok(Some(Normalizer { format }))
     }
 
@@ -311,7 +326,9 @@ impl ParseConfig {
                     _ => NginxFormat::Combined,
                 },
             )),
-            Format::Logfmt => AnyParser::FreeForm(FreeForm::Logfmt(LogfmtParser::new()), normalizer),
+            Format::Logfmt => {
+                AnyParser::FreeForm(FreeForm::Logfmt(LogfmtParser::new()), normalizer)
+            }
             Format::Kv => {
                 let mut opts = KvOptions::default();
                 if let Some(v) = &self.field_split {
@@ -603,9 +620,12 @@ impl Transform for Parse {
                     parse_json_text,
                 );
             }
-            (Engine::Line(parser), None) => {
-                parse_lines(parser.as_mut(), &mut batch, &mut self.rejected, &mut self.pending)
-            }
+            (Engine::Line(parser), None) => parse_lines(
+                parser.as_mut(),
+                &mut batch,
+                &mut self.rejected,
+                &mut self.pending,
+            ),
             (Engine::Auto(auto), _) => {
                 parse_auto(auto, &mut batch, &mut self.rejected, &mut self.pending)
             }
@@ -968,7 +988,10 @@ mod tests {
     fn run(p: &mut Parse, input: &'static [u8]) -> (String, String) {
         let mut em = Emitter::with_connected(0b11);
         let mut batch = Batch::from_lines(Bytes::from_static(input), 0);
-        if p.field.as_ref().is_some_and(|f| f.segments()[0].as_ref() != "message") {
+        if p.field
+            .as_ref()
+            .is_some_and(|f| f.segments()[0].as_ref() != "message")
+        {
             json::parse_batch(&mut batch, &mut Vec::new());
         }
         p.process(batch, &mut em);
@@ -978,7 +1001,10 @@ mod tests {
             let out = if port == 0 { &mut main } else { &mut dropped };
             encode_batch(Encoding::Ndjson, &b, out);
         }
-        (String::from_utf8(main).unwrap(), String::from_utf8(dropped).unwrap())
+        (
+            String::from_utf8(main).unwrap(),
+            String::from_utf8(dropped).unwrap(),
+        )
     }
 
     #[test]
@@ -989,7 +1015,10 @@ mod tests {
             main,
             "{\"w0\":\"a\",\"w1\":\"b\",\"n\":3}\n{\"w0\":\"c\",\"w1\":\"\\\"d\\\"\",\"n\":5}\n"
         );
-        assert_eq!(dropped, "{\"message\":\"\",\"_meta\":{\"error\":\"invalid JSON: empty\"}}\n");
+        assert_eq!(
+            dropped,
+            "{\"message\":\"\",\"_meta\":{\"error\":\"invalid JSON: empty\"}}\n"
+        );
     }
 
     #[test]
@@ -1003,8 +1032,14 @@ mod tests {
             main,
             "{\"a\":1,\"msg\":\"{\\\"b\\\":[true],\\\"c\\\":\\\"x\\\\\\\"y\\\"}\",\"b\":[true],\"c\":\"x\\\"y\"}\n"
         );
-        assert!(dropped.contains("invalid JSON: not a JSON object"), "{dropped}");
-        assert!(dropped.contains("invalid JSON: the field is missing"), "{dropped}");
+        assert!(
+            dropped.contains("invalid JSON: not a JSON object"),
+            "{dropped}"
+        );
+        assert!(
+            dropped.contains("invalid JSON: the field is missing"),
+            "{dropped}"
+        );
     }
 
     #[test]
@@ -1014,7 +1049,10 @@ mod tests {
             Some("message"),
         );
         let (main, _) = run(&mut p, b"x y\n");
-        assert_eq!(main, "{\"message\":\"x y\",\"w0\":\"x\",\"w1\":\"y\",\"n\":3}\n");
+        assert_eq!(
+            main,
+            "{\"message\":\"x y\",\"w0\":\"x\",\"w1\":\"y\",\"n\":3}\n"
+        );
     }
 
     fn configured(toml_text: &str) -> Result<Parse, (&'static str, String)> {
@@ -1035,8 +1073,10 @@ mod tests {
             "format = \"syslog\"",
             b"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut=\"3\" eventSource=\"Application\"] An application event\n<34>Oct 11 22:14:15 mymachine su: 'su root' failed\nnot syslog\n",
         );
-        let lines: Vec<serde_json::Value> =
-            main.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = main
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["host"], "mymachine.example.com");
         assert_eq!(lines[0]["timestamp"], "2003-10-11T22:14:15.003Z");
@@ -1082,7 +1122,10 @@ mod tests {
             "format = \"logfmt\"\nnormalize = false",
             b"timestamp=2026-11-21T10:00:00+01:00 level=WARNING\n",
         );
-        assert_eq!(main, "{\"timestamp\":\"2026-11-21T10:00:00+01:00\",\"level\":\"WARNING\"}\n");
+        assert_eq!(
+            main,
+            "{\"timestamp\":\"2026-11-21T10:00:00+01:00\",\"level\":\"WARNING\"}\n"
+        );
         let (main, _) = parse_with(
             "format = \"kv\"\nfield_split = \"&\"\nvalue_split = \":\"\nprefix = \"q_\"\ntimestamp_format = \"%d.%m.%Y %H:%M\"",
             b"a:1&b:two\n",
@@ -1104,7 +1147,10 @@ mod tests {
             main,
             "{\"client\":\"55.3.244.1\",\"method\":\"GET\",\"request\":\"/index.html\",\"bytes\":15824,\"duration\":0.043}\n"
         );
-        assert!(dropped.contains("invalid grok: no pattern matched"), "{dropped}");
+        assert!(
+            dropped.contains("invalid grok: no pattern matched"),
+            "{dropped}"
+        );
     }
 
     #[test]
@@ -1166,14 +1212,24 @@ mod tests {
     fn options_are_checked_against_the_format() {
         let err = |t: &str| configured(t).err().unwrap();
         assert_eq!(err("format = \"json\"\npattern = \"x\"").0, "pattern");
-        assert!(err("format = \"json\"\npattern = \"x\"").1.contains("option of format regex / grok"));
+        assert!(err("format = \"json\"\npattern = \"x\"")
+            .1
+            .contains("option of format regex / grok"));
         assert_eq!(err("format = \"regex\"").0, "pattern");
         assert_eq!(err("format = \"syslog\"\nmode = \"bsd\"").0, "mode");
-        assert_eq!(err("format = \"grok\"\npattern = \"%{NOPE:x}\"").0, "pattern");
-        assert!(err("format = \"grok\"\npattern = \"%{NOPE:x}\"").1.contains("unknown pattern NOPE"));
+        assert_eq!(
+            err("format = \"grok\"\npattern = \"%{NOPE:x}\"").0,
+            "pattern"
+        );
+        assert!(err("format = \"grok\"\npattern = \"%{NOPE:x}\"")
+            .1
+            .contains("unknown pattern NOPE"));
         assert_eq!(err("format = \"regex\"\npattern = \"(\"").0, "pattern");
         assert_eq!(err("format = \"kv\"\nfield_split = \"\"").0, "field_split");
-        assert_eq!(err("format = \"logfmt\"\ntimestamp_format = \"%Q\"").0, "timestamp_format");
+        assert_eq!(
+            err("format = \"logfmt\"\ntimestamp_format = \"%Q\"").0,
+            "timestamp_format"
+        );
         assert_eq!(err("format = \"json\"\nfield = \"a..b\"").0, "field");
     }
 }

@@ -38,19 +38,28 @@ pub fn load_lines(format: &str) -> Vec<u8> {
                     break;
                 }
             }
-            eprintln!("bench data: {} bytes from {}", data.len(), standard.display());
+            eprintln!(
+                "bench data: {} bytes from {}",
+                data.len(),
+                standard.display()
+            );
             return data;
         }
     }
     let script = gen_logs();
-    let out = std::env::temp_dir().join(format!(
-        "sluice-bench-{format}-{}.log",
-        std::process::id()
-    ));
+    let out =
+        std::env::temp_dir().join(format!("sluice-bench-{format}-{}.log", std::process::id()));
     let file = std::fs::File::create(&out).expect("temp file");
     let status = std::process::Command::new("python3")
         .arg(&script)
-        .args(["--format", format, "--lines", &LINES.to_string(), "--seed", "42"])
+        .args([
+            "--format",
+            format,
+            "--lines",
+            &LINES.to_string(),
+            "--seed",
+            "42",
+        ])
         .stdout(file)
         .status()
         .expect("python3");
@@ -60,7 +69,11 @@ pub fn load_lines(format: &str) -> Vec<u8> {
         .and_then(|mut f| f.read_to_end(&mut data))
         .expect("read generated lines");
     let _ = std::fs::remove_file(&out);
-    eprintln!("bench data: {} {format} bytes from {}", data.len(), script.display());
+    eprintln!(
+        "bench data: {} {format} bytes from {}",
+        data.len(),
+        script.display()
+    );
     data
 }
 

@@ -58,7 +58,6 @@ impl ConsoleConfig {
             self.encoding,
             None,
             metrics,
-            ctx.lifecycle.clone(),
             when_full,
             Box::new(ConsoleWriter(self.stream)),
         );

@@ -81,7 +81,6 @@ impl FileSinkConfig {
             self.encoding,
             Some(template),
             metrics,
-            ctx.lifecycle.clone(),
             when_full,
             Box::new(FileWriter {
                 open: HashMap::new(),
