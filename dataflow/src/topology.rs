@@ -118,7 +118,7 @@ pub fn run(
         match &t.kind {
             TransformKind::LogToMetric(c) => {
                 let store = c
-                    .prepare(&registry, &t.id)
+                    .prepare(registry, &t.id)
                     .map_err(|e| anyhow::anyhow!("transform {}: {e}", t.id))?;
                 metric_stores.insert(t.id.clone(), store);
             }

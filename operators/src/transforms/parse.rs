@@ -311,7 +311,9 @@ impl ParseConfig {
                     mode,
                     timezone: self.timezone.clone(),
                 };
-                AnyParser::Syslog(SyslogParser::new(&opts).map_err(syntax("timezone"))?)
+                AnyParser::Syslog(Box::new(
+                    SyslogParser::new(&opts).map_err(syntax("timezone"))?,
+                ))
             }
             Format::Apache => AnyParser::Apache(ApacheParser::new(
                 match self.mode_is(&["auto", "common", "combined"])?.as_str() {
@@ -344,14 +346,16 @@ impl ParseConfig {
                     opts.trim = v;
                 }
                 AnyParser::FreeForm(
-                    FreeForm::Kv(KvParser::new(&opts).map_err(syntax("field_split"))?),
+                    FreeForm::Kv(Box::new(
+                        KvParser::new(&opts).map_err(syntax("field_split"))?,
+                    )),
                     normalizer,
                 )
             }
             Format::Regex => AnyParser::FreeForm(
-                FreeForm::Regex(
+                FreeForm::Regex(Box::new(
                     RegexParser::new(&self.all_patterns()).map_err(syntax(self.pattern_key()))?,
-                ),
+                )),
                 normalizer,
             ),
             Format::Grok => {
@@ -399,7 +403,7 @@ enum Engine {
 
 /// Every line parser, for static dispatch (one match per line, predictable).
 enum AnyParser {
-    Syslog(SyslogParser),
+    Syslog(Box<SyslogParser>),
     Apache(ApacheParser),
     Nginx(NginxParser),
     Cri(CriParser),
@@ -437,8 +441,8 @@ impl LineParser for AnyParser {
 /// The parsers whose field names come from the line.
 enum FreeForm {
     Logfmt(LogfmtParser),
-    Kv(KvParser),
-    Regex(RegexParser),
+    Kv(Box<KvParser>),
+    Regex(Box<RegexParser>),
     Grok(Box<GrokParser>),
 }
 
