@@ -8,6 +8,11 @@
 //!   without building anything, and without validating the rest of the line.
 //! * `simd_json_tape_then_lookup`: simd-json's tape (reused buffers), then the key lookup.
 //!
+//! Data: as for `json_tape` (`common::load_lines("json", common::STANDARD_SEED)`): the first
+//! 100,000 lines of `/tmp/bench-data/events-2m.ndjson` when it exists, otherwise 100,000
+//! lines from `gen_logs.py --format json --seed 42`, cut into batches of 1,024 lines
+//! (`common::batches_of`).
+//!
 //! Throughput is line bytes per batch of 1,024; events/s = 1,024 / time.
 //! Run: `cargo bench -p sluice-perf --bench filter -- --warm-up-time 1 --measurement-time 3`
 
@@ -19,7 +24,7 @@ use sluice_operators::parsers::json::parse_batch;
 use std::cell::Cell;
 
 fn bench(c: &mut Criterion) {
-    let batches = common::batches_of(&common::load_lines("json"));
+    let batches = common::batches_of(&common::load_lines("json", common::STANDARD_SEED));
     let per_batch = common::bytes_per_batch(&batches);
     let cond = Condition::compile("level != \"debug\"").expect("condition");
     let mut parsed = batches.clone();
