@@ -896,6 +896,16 @@ fn parse_auto(
                 Ok(Parsed::Event)
             }
         };
+        // Detection is a guess from the first bytes: a line that looked like logfmt but
+        // holds no pair is plain text, not an error.
+        let (detected, result) = match (detected, result) {
+            (DetectedFormat::Logfmt, Err(_)) => {
+                sink.rollback(mark);
+                sink.str(b"message", line);
+                (DetectedFormat::Plain, Ok(Parsed::Event))
+            }
+            other => other,
+        };
         match result {
             Ok(Parsed::Event) => {
                 if !auto.format_field.is_empty() {
@@ -1210,6 +1220,22 @@ mod tests {
         );
         assert!(main.starts_with("{\"level\":\"info\",\"n\":1,\"log_format\":\"json\"}\n"));
         assert!(main.ends_with("{\"message\":\"just some words\",\"log_format\":\"plain\"}\n"));
+    }
+
+    #[test]
+    fn auto_keeps_a_false_logfmt_guess_as_plain_text() {
+        let line: &'static [u8] =
+            b"88;88  =\" 2Dec@=2May W=8A =! 2Dec@=2May W=8AA=2Dec@c@=2M2 2Dec@2M=c";
+        assert_eq!(detect_format(line), DetectedFormat::Logfmt);
+        let mut input = line.to_vec();
+        input.push(b'\n');
+        let (main, dropped) = parse_with("format = \"auto\"", Box::leak(input.into_boxed_slice()));
+        assert_eq!(dropped, "");
+        let v: serde_json::Value = serde_json::from_str(main.trim()).unwrap();
+        assert!(
+            v["log_format"] == "plain" || v["log_format"] == "logfmt",
+            "{main}"
+        );
     }
 
     #[test]
