@@ -469,3 +469,135 @@ fn operator_config_errors_name_the_key() {
         assert!(err.contains("bad.toml:"), "{err}");
     }
 }
+
+/// log_to_metric counters and histograms appear in `/metrics`, with labels from fields,
+/// summed over both shards.
+#[test]
+fn log_to_metric_feeds_the_metrics_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            r#"shards = 2
+
+[api]
+address = "127.0.0.1:{port}"
+
+[sources.gen]
+type = "generator"
+format = "json"
+rate = 20000
+
+[transforms.p]
+type = "parse"
+inputs = ["gen"]
+format = "json"
+
+[transforms.m]
+type = "log_to_metric"
+inputs = ["p"]
+metrics = [
+  {{ type = "counter", name = "app_events_total", labels = {{ level = "level" }} }},
+  {{ type = "histogram", name = "app_latency_ms", field = "http.latency_ms", buckets = [10.0, 100.0] }},
+]
+
+[sinks.out]
+type = "blackhole"
+inputs = ["m"]
+"#
+        ),
+    );
+    let log = dir.path().join("sluice.log");
+    let mut child = spawn_logged(sluice().arg("run").arg(&cfg), &log);
+    let body = wait_metric(&mut child, port, "app_latency_ms_count", "", 3000.0, LIMIT);
+    let total: f64 = ["debug", "info", "warn", "error"]
+        .iter()
+        .map(|l| metric(&body, "app_events_total", &format!("level=\"{l}\"")).unwrap_or(0.0))
+        .sum();
+    assert!(total >= 3000.0, "{body}");
+    for l in ["debug", "info", "warn", "error"] {
+        assert!(
+            metric(&body, "app_events_total", &format!("level=\"{l}\"")).unwrap_or(0.0) > 0.0,
+            "no {l} events: {body}"
+        );
+    }
+    assert!(body.contains("# TYPE app_latency_ms histogram"), "{body}");
+    let le10 = metric(&body, "app_latency_ms_bucket", "le=\"10\"").unwrap();
+    let le100 = metric(&body, "app_latency_ms_bucket", "le=\"100\"").unwrap();
+    let inf = metric(&body, "app_latency_ms_bucket", "le=\"+Inf\"").unwrap();
+    let count = metric(&body, "app_latency_ms_count", "").unwrap();
+    assert!(
+        le10 <= le100 && le100 <= inf && inf == count && count >= 3000.0,
+        "{body}"
+    );
+    let _ = terminate(&mut child, LIMIT);
+}
+
+/// Hostile input to the syslog parser through the binary: a truncated header, a 1 MiB line
+/// (cut to max_line_bytes by the source), invalid UTF-8, binary garbage. Each goes to
+/// `ID.dropped` with a reason; the good lines around them arrive.
+#[test]
+fn hostile_syslog_lines_go_to_dropped_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        r#"shards = 2
+
+[sources.in]
+type = "stdin"
+
+[transforms.p]
+type = "parse"
+inputs = ["in"]
+format = "syslog"
+
+[sinks.out]
+type = "console"
+inputs = ["p"]
+
+[sinks.bad]
+type = "console"
+inputs = ["p.dropped"]
+stream = "stderr"
+"#,
+    );
+    let mut input: Vec<u8> = Vec::new();
+    input.extend_from_slice(b"<13>1 2026-11-21T09:00:00Z host app - - - good one\n");
+    input.extend_from_slice(b"<13>1 2026-11-21T09:0\n");
+    input.extend_from_slice(b"<13>1 2026-11-21T09:00:00Z ");
+    input.extend(std::iter::repeat_n(b'x', 1 << 20));
+    input.push(b'\n');
+    input.extend_from_slice(b"<13>1 2026-11-21T09:00:00Z host app - - - bad \xff\xfe utf8\n");
+    input.extend_from_slice(b"\x00\x01\x02\xff garbage\n");
+    input.extend_from_slice(b"<13>1 2026-11-21T09:00:01Z host app - - - good two\n");
+    let (stdout, stderr) = run_stdin(&cfg, &input);
+    let good: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let messages: Vec<&str> = good
+        .iter()
+        .map(|v| v["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages.contains(&"good one") && messages.contains(&"good two"),
+        "{stdout}"
+    );
+    let dropped: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let reasons: Vec<&str> = dropped
+        .iter()
+        .map(|v| v["_meta"]["error"].as_str().unwrap())
+        .collect();
+    // Every line is accounted for: parsed, or dropped with a syslog reason.
+    assert_eq!(good.len() + dropped.len(), 6, "{stdout}\n{stderr}");
+    assert!(
+        reasons.iter().all(|r| r.starts_with("invalid syslog: ")),
+        "{reasons:?}"
+    );
+    assert!(dropped.len() >= 3, "{reasons:?}");
+}

@@ -82,7 +82,10 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 pub fn metric(text: &str, metric: &str, labels: &str) -> Option<f64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
-        .find(|l| l.starts_with(&format!("{metric}{{")) && l.contains(labels))
+        .find(|l| {
+            (l.starts_with(&format!("{metric}{{")) || l.starts_with(&format!("{metric} ")))
+                && l.contains(labels)
+        })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
