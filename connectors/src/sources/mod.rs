@@ -3,6 +3,7 @@
 pub mod file;
 pub mod generator;
 pub mod stdin;
+pub mod syslog;
 
 use sluice_engine::ack::AckReceiver;
 use sluice_engine::shard::ShardSource;

@@ -1,0 +1,365 @@
+//! Syslog over TCP and TLS: a tokio current-thread runtime on the connector thread, one task
+//! per connection.
+//!
+//! Each connection reads into its own buffer (it starts at 4 KiB and grows up to 64 KiB per
+//! read; it never holds more than one pending frame, `max_frame_bytes` + 12, plus one read),
+//! frames it with [`SyslogFramer`] and copies the messages into the source's one batch
+//! buffer. That buffer is handed to the shards when it is full, or by a flusher task that
+//! runs once the connections that were ready have been read (it yields first), so batches
+//! are large under load and a lone message is not held back.
+//!
+//! Backpressure: handing a batch on blocks the thread while every shard ring is full, which
+//! pauses every connection of the source at once; the kernel's socket buffers then fill and
+//! TCP flow control slows the senders. Over `rate_limit`, a connection's frames stay in its
+//! buffer and it is not read until its peer's bucket has tokens again.
+//!
+//! A connection ends when the peer closes it, on an error, after `idle_timeout` without
+//! data, or at drain; its complete frames are emitted, a last LF frame without its LF too,
+//! and an octet-counted frame cut short is counted (`truncated_frame`). Beyond
+//! `max_connections` a new connection is accepted and closed at once (counted).
+
+use super::framing::{FrameDrop, FrameSink, SyslogFramer};
+use super::peers::{Peers, Published};
+use super::tls::Acceptor;
+use super::{Drops, FrameBatch, Settings, SyslogMetrics};
+use bytes::{Buf, BytesMut};
+use sluice_engine::source::ConnectorOutput;
+use std::cell::RefCell;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
+
+/// Largest single read of a connection.
+const MAX_READ: usize = 64 * 1024;
+/// Longest a TLS handshake may take (or `idle_timeout`, if shorter).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Binds a listening socket with a 1024-connection accept backlog.
+pub(crate) fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let l = std::net::TcpListener::bind(addr)?;
+    // Listening again only changes the backlog (std's default is small).
+    // SAFETY: `listen` on a socket this function owns.
+    unsafe { libc::listen(l.as_raw_fd(), 1024) };
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// What every task of the source shares (single thread: `Rc` and `RefCell`, never borrowed
+/// across an `await`).
+struct Shared {
+    state: RefCell<State>,
+    st: Settings,
+    m: SyslogMetrics,
+    drops: Drops,
+    flush_wanted: Notify,
+}
+
+struct State {
+    out: ConnectorOutput,
+    batch: FrameBatch,
+    peers: Peers,
+    /// The pipeline stopped: nothing more can be delivered.
+    stopped: bool,
+}
+
+impl State {
+    fn flush(&mut self) {
+        if !self.stopped && self.batch.flush(&mut self.out).is_err() {
+            self.stopped = true;
+        }
+    }
+}
+
+/// The framer's output into the shared batch.
+struct Sink<'a> {
+    state: &'a mut State,
+    drops: &'a Drops,
+}
+
+impl FrameSink for Sink<'_> {
+    fn frame(&mut self, frame: &[u8], truncated: bool) {
+        if truncated {
+            self.drops.truncated.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.state.stopped {
+            return;
+        }
+        self.state.batch.push(frame, truncated);
+        if self.state.batch.is_full() {
+            self.state.flush();
+        }
+    }
+
+    fn dropped(&mut self, why: FrameDrop) {
+        self.drops.count(why);
+    }
+}
+
+/// Counts a connection open until dropped (also when the runtime drops the task).
+struct ConnGuard {
+    shared: Rc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.shared.m.open.fetch_sub(1, Ordering::Relaxed);
+        if let Ok(mut s) = self.shared.state.try_borrow_mut() {
+            s.peers.disconnect(self.ip);
+        }
+    }
+}
+
+pub(crate) fn run(
+    out: ConnectorOutput,
+    listener: std::net::TcpListener,
+    acceptor: Option<Acceptor>,
+    st: Settings,
+    m: SyslogMetrics,
+    published: Published,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "syslog source cannot start its runtime");
+            out.handle.mark_finished();
+            return;
+        }
+    };
+    let handle = out.handle.clone();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, serve_all(out, listener, acceptor, st, m, published));
+    // Dropping the set drops any task still there (their guards run), then the runtime.
+    {
+        let _in_runtime = rt.enter();
+        drop(local);
+    }
+    drop(rt);
+    handle.mark_finished();
+}
+
+async fn serve_all(
+    out: ConnectorOutput,
+    listener: std::net::TcpListener,
+    acceptor: Option<Acceptor>,
+    st: Settings,
+    m: SyslogMetrics,
+    published: Published,
+) {
+    let lifecycle = out.lifecycle().clone();
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "syslog source cannot register its listener");
+            return;
+        }
+    };
+    let drops = Drops::new(&out, false);
+    out.handle.mark_started();
+    let shared = Rc::new(Shared {
+        state: RefCell::new(State {
+            out,
+            batch: FrameBatch::new(st.batch_size),
+            peers: Peers::new(st.peer_capacity(), st.rate_limit, published),
+            stopped: false,
+        }),
+        st,
+        m,
+        drops,
+        flush_wanted: Notify::new(),
+    });
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let flusher = tokio::task::spawn_local(flush_loop(shared.clone()));
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => accept(&shared, stream, peer, &acceptor, &shutdown_rx),
+                Err(e) => {
+                    // Out of descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "syslog accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = tick.tick() => {
+                let mut s = shared.state.borrow_mut();
+                if lifecycle.is_draining() || s.stopped {
+                    break;
+                }
+                s.peers.publish(Instant::now(), false);
+            }
+        }
+    }
+    // Drain: stop accepting, end every connection (each frames what it has), hand on the rest.
+    drop(listener);
+    let _ = shutdown_tx.send(true);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while shared.m.open.load(Ordering::Relaxed) > 0
+        && !lifecycle.is_stopped()
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    flusher.abort();
+    let mut s = shared.state.borrow_mut();
+    s.flush();
+    s.peers.publish(Instant::now(), true);
+}
+
+fn accept(
+    shared: &Rc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    acceptor: &Option<Acceptor>,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let m = &shared.m;
+    if m.open.load(Ordering::Relaxed) >= shared.st.max_connections as i64 {
+        m.rejected.fetch_add(1, Ordering::Relaxed);
+        drop(stream);
+        return;
+    }
+    m.accepted.fetch_add(1, Ordering::Relaxed);
+    m.open.fetch_add(1, Ordering::Relaxed);
+    let ip = peer.ip().to_canonical();
+    shared.state.borrow_mut().peers.connect(ip, Instant::now());
+    let guard = ConnGuard {
+        shared: shared.clone(),
+        ip,
+    };
+    let shared = shared.clone();
+    let acceptor = acceptor.clone();
+    let mut shutdown = shutdown.clone();
+    tokio::task::spawn_local(async move {
+        let _guard = guard;
+        match acceptor {
+            None => serve(&shared, stream, ip, &mut shutdown).await,
+            Some(a) => {
+                let limit = shared.st.idle_timeout.min(HANDSHAKE_TIMEOUT);
+                let r = tokio::select! {
+                    r = tokio::time::timeout(limit, a.accept(stream)) => r,
+                    _ = shutdown.changed() => return,
+                };
+                match r {
+                    Ok(Ok(tls)) => serve(&shared, tls, ip, &mut shutdown).await,
+                    Ok(Err(e)) => {
+                        shared.m.tls_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%peer, error = %e, "syslog tls handshake failed");
+                    }
+                    Err(_) => {
+                        shared.m.tls_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%peer, "syslog tls handshake timed out");
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Hands the batch on once the connections that were ready have had their turn.
+async fn flush_loop(shared: Rc<Shared>) {
+    loop {
+        shared.flush_wanted.notified().await;
+        tokio::task::yield_now().await;
+        let mut s = shared.state.borrow_mut();
+        s.flush();
+        if s.stopped {
+            return;
+        }
+    }
+}
+
+/// Reads and frames one connection until it ends.
+async fn serve<S: AsyncRead + Unpin>(
+    shared: &Rc<Shared>,
+    mut stream: S,
+    ip: IpAddr,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    let st = shared.st;
+    let mut framer = SyslogFramer::new(st.max_frame);
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut read_size = 4096usize;
+    let mut eof = false;
+    loop {
+        if *shutdown.borrow() {
+            // Drain: what is buffered ends here, like a close.
+            eof = true;
+        }
+        if !buf.is_empty() || eof {
+            let now = Instant::now();
+            let (budget, wait) = if eof {
+                (usize::MAX, Duration::ZERO)
+            } else {
+                shared.state.borrow_mut().peers.budget(ip, now)
+            };
+            if budget == 0 {
+                shared.m.rate_limit_pauses.fetch_add(1, Ordering::Relaxed);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            let fed = {
+                let mut s = shared.state.borrow_mut();
+                if s.stopped {
+                    return;
+                }
+                let mut sink = Sink {
+                    state: &mut s,
+                    drops: &shared.drops,
+                };
+                let fed = framer.feed(&buf, eof, budget, &mut sink);
+                if fed.frames > 0 {
+                    s.peers.charge(ip, fed.frames, fed.bytes, now);
+                }
+                fed
+            };
+            buf.advance(fed.consumed);
+            if fed.frames > 0 {
+                shared.flush_wanted.notify_one();
+            }
+            if fed.paused {
+                continue;
+            }
+            if eof {
+                return;
+            }
+        }
+        if buf.capacity() - buf.len() < read_size / 2 {
+            buf.reserve(read_size);
+        }
+        let before = buf.len();
+        let spare = buf.capacity() - before;
+        let r = tokio::select! {
+            r = tokio::time::timeout(st.idle_timeout, stream.read_buf(&mut buf)) => r,
+            _ = shutdown.changed() => {
+                eof = true;
+                continue;
+            }
+        };
+        match r {
+            Err(_) => {
+                shared.m.idle_closed.fetch_add(1, Ordering::Relaxed);
+                eof = true;
+            }
+            Ok(Ok(0)) | Ok(Err(_)) => eof = true,
+            Ok(Ok(n)) => {
+                if n >= spare && read_size < MAX_READ {
+                    read_size *= 2;
+                }
+            }
+        }
+    }
+}
