@@ -26,12 +26,19 @@ pub fn resolve(config: &Config, input: &str) -> Result<Output, String> {
         Some((a, b)) => (a, Some(b)),
         None => (input, None),
     };
-    if config.sources.iter().any(|s| s.id == id) {
+    if let Some(s) = config.sources.iter().find(|s| s.id == id) {
         return match name {
             None => Ok(Output {
                 component: id.into(),
                 port: 0,
                 name: None,
+            }),
+            // A source that parses on the shards has its parser's rejects as `ID.dropped`
+            // (the loader rewrites it to `ID:parse.dropped`).
+            Some("dropped") if s.kind.implicit_parse().is_some() => Ok(Output {
+                component: id.into(),
+                port: 0,
+                name: Some("dropped".into()),
             }),
             Some(n) => Err(format!("source `{id}` has no output named `{n}`")),
         };

@@ -115,7 +115,7 @@ pub fn build(config: &Config, cores: Vec<Option<usize>>) -> Plan {
             id: s.id.clone(),
             type_name: s.type_name.clone(),
             placement: match &s.kind {
-                SourceKind::Stdin(_) => Placement::Thread,
+                SourceKind::Stdin(_) | SourceKind::Syslog(_) => Placement::Thread,
                 SourceKind::Generator(_) => Placement::Shards { spread: false },
                 SourceKind::File(f) => Placement::Shards {
                     spread: f.spread && shards > 1,

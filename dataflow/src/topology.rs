@@ -71,6 +71,9 @@ pub fn run(
         let cell: Arc<OnceLock<Arc<SourceHandle>>> = Arc::new(OnceLock::new());
         let runtime = match &s.kind {
             SourceKind::Stdin(c) => c.build(&ctx),
+            SourceKind::Syslog(c) => c
+                .build(&ctx, &s.id)
+                .map_err(|e| anyhow::anyhow!("source {}: {e}", s.id))?,
             SourceKind::Generator(c) => c.build(&ctx, cell.clone()),
             SourceKind::File(c) => c.build(&ctx, &s.id, cell.clone()),
         };

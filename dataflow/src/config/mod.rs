@@ -20,6 +20,7 @@ use sluice_connectors::sources::generator::GeneratorConfig;
 use sluice_connectors::sources::stdin::StdinConfig;
 use sluice_engine::ring::WhenFull;
 use sluice_engine::units::HumanDuration;
+use sluice_connectors::sources::syslog::SyslogSourceConfig;
 use sluice_operators::transforms::aggregate::AggregateConfig;
 use sluice_operators::transforms::dedupe::DedupeConfig;
 use sluice_operators::transforms::enrich::EnrichConfig;
@@ -246,6 +247,29 @@ pub enum SourceKind {
     Stdin(StdinConfig),
     Generator(GeneratorConfig),
     File(Box<FileConfig>),
+    Syslog(Box<SyslogSourceConfig>),
+}
+
+impl SourceKind {
+    /// Sources that parse what they receive on the shards: the `parse` transform the loader
+    /// places after them (as `ID:parse`; consumers of `ID` read it, `ID.dropped` is its
+    /// rejects).
+    pub fn implicit_parse(&self) -> Option<ParseConfig> {
+        match self {
+            SourceKind::Syslog(c) => {
+                let mode = c.format.parser_mode()?;
+                let text = format!("format = \"syslog\"\nmode = \"{mode}\"\n");
+                Some(toml::from_str(&text).expect("static parse options"))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The id of the parse transform placed after source `id` (see
+/// [`SourceKind::implicit_parse`]); `:` cannot appear in configured ids.
+pub fn implicit_parse_id(id: &str) -> String {
+    format!("{id}:parse")
 }
 
 /// A transform's typed options.
@@ -272,7 +296,7 @@ pub enum SinkKind {
     File(FileSinkConfig),
 }
 
-pub const SOURCE_TYPES: &[&str] = &["file", "generator", "stdin"];
+pub const SOURCE_TYPES: &[&str] = &["file", "generator", "stdin", "syslog"];
 pub const TRANSFORM_TYPES: &[&str] = &[
     "aggregate",
     "dedupe",
@@ -692,6 +716,15 @@ pub fn load_str(
             let inputs = inputs.unwrap_or_default();
             let kind = match (section, type_name.as_str()) {
                 ("sources", "stdin") => typed!(StdinConfig).map(SourceKind::Stdin),
+                ("sources", "syslog") => {
+                    typed!(SyslogSourceConfig).and_then(|c| match c.validate() {
+                        Ok(()) => Some(SourceKind::Syslog(Box::new(c))),
+                        Err((key, m)) => {
+                            rep.at(&[base.clone(), k(&[key])].concat(), m);
+                            None
+                        }
+                    })
+                }
                 ("sources", "generator") => typed!(GeneratorConfig).map(SourceKind::Generator),
                 ("sources", "file") => typed!(FileConfig).and_then(|c| match c.validate() {
                     Ok(()) => Some(SourceKind::File(Box::new(c))),
@@ -844,11 +877,46 @@ pub fn load_str(
     };
     crate::graph::check(&config, &root, &mut rep);
     if rep.errors.is_empty() {
+        let mut config = config;
+        add_implicit_parsers(&mut config);
         Ok(config)
     } else {
         rep.errors
             .sort_by_key(|e| (e.line.unwrap_or(0), e.column.unwrap_or(0)));
         Err(ConfigErrors(rep.errors))
+    }
+}
+
+/// Places the `parse` transform of each source that parses on the shards (syslog) right
+/// after it, and points the source's consumers at it.
+fn add_implicit_parsers(config: &mut Config) {
+    for s in &config.sources {
+        let Some(parse) = s.kind.implicit_parse() else {
+            continue;
+        };
+        let pid = implicit_parse_id(&s.id);
+        let dropped = format!("{}.dropped", s.id);
+        let rewrite = |inputs: &mut Vec<String>| {
+            for i in inputs.iter_mut() {
+                if *i == s.id {
+                    *i = pid.clone();
+                } else if *i == dropped {
+                    *i = format!("{pid}.dropped");
+                }
+            }
+        };
+        for t in &mut config.transforms {
+            rewrite(&mut t.inputs);
+        }
+        for k in &mut config.sinks {
+            rewrite(&mut k.inputs);
+        }
+        config.transforms.push(TransformDef {
+            id: pid,
+            type_name: "parse".into(),
+            inputs: vec![s.id.clone()],
+            kind: TransformKind::Parse(parse),
+        });
     }
 }
 

@@ -88,6 +88,34 @@ pub struct SyslogSourceConfig {
     pub receive_buffer_bytes: ByteSize,
     /// Certificate, key and optional client CA; required with `mode = "tls"`, only then.
     pub tls: Option<SyslogTlsConfig>,
+    /// How the shards parse each message: `auto` (RFC 5424 or 3164, default), `rfc5424`,
+    /// `rfc3164`, or `none` (raw frames; add your own `parse`). Lines that do not parse go
+    /// to `ID.dropped`.
+    #[serde(default)]
+    pub format: SyslogFormat,
+}
+
+/// The `format` option of the syslog source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogFormat {
+    #[default]
+    Auto,
+    Rfc5424,
+    Rfc3164,
+    None,
+}
+
+impl SyslogFormat {
+    /// The `mode` of the syslog parser, or `None` for raw frames.
+    pub fn parser_mode(self) -> Option<&'static str> {
+        match self {
+            SyslogFormat::Auto => Some("auto"),
+            SyslogFormat::Rfc5424 => Some("rfc5424"),
+            SyslogFormat::Rfc3164 => Some("rfc3164"),
+            SyslogFormat::None => None,
+        }
+    }
 }
 
 fn default_max_connections() -> usize {
