@@ -365,7 +365,7 @@ impl Progress {
                 r.received.load(Ordering::Relaxed)
             ));
             if let Ok(st) = r.stats.lock() {
-                if st.hist.len() > 0 {
+                if !st.hist.is_empty() {
                     line.push_str(&format!(
                         "  p99 {:.2} ms",
                         st.hist.value_at_quantile(0.99) as f64 / 1000.0

@@ -346,11 +346,9 @@ impl Target for StreamTarget {
             b.clear();
         }
         self.counts.iter_mut().for_each(|x| *x = 0);
-        let mut seq = burst.first_seq;
         let mut len = Vec::with_capacity(12);
-        for ev in burst.events() {
+        for (seq, ev) in (burst.first_seq..).zip(burst.events()) {
             let i = (seq % n as u64) as usize;
-            seq += 1;
             let b = &mut self.bufs[i];
             match self.framing {
                 Framing::Newline => {
