@@ -646,11 +646,12 @@ fn host(ev: &Event, out: &mut Vec<u8>) {
 
 fn trace(ev: &Event, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for v in [ev.trace.0, ev.trace.1] {
-        for i in 0..16 {
-            out.push(HEX[((v >> (60 - 4 * i)) & 0xf) as usize]);
-        }
+    let mut hex = [0u8; 32];
+    for (i, b) in hex.iter_mut().enumerate() {
+        let v = if i < 16 { ev.trace.0 } else { ev.trace.1 };
+        *b = HEX[((v >> (60 - 4 * (i % 16))) & 0xf) as usize];
     }
+    out.extend_from_slice(&hex);
 }
 
 fn path(ev: &Event, out: &mut Vec<u8>) {

@@ -739,6 +739,30 @@ fn send_and_listen_in_one_process() {
     assert_eq!(lat["count"], 1000);
     assert_eq!(lat["correction"], "intended");
     assert!(lat["p50_ms"].as_f64().unwrap() < 500.0, "{s}");
+    // HDR's record_correct back-fills samples for latencies above the 1/rate interval, so
+    // the histogram holds at least one sample per event, more after a stall.
+    let port = free_port();
+    let out = run(&[
+        "-o",
+        &format!("http://127.0.0.1:{port}"),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--rate",
+        "5000",
+        "--count",
+        "500",
+        "--batch",
+        "100",
+        "--latency-correction",
+        "record-correct",
+        "--json",
+    ]);
+    let s = summary(&out);
+    let lat = &s["latency"];
+    assert_eq!(lat["received"], 500, "{s}");
+    assert_eq!(lat["correction"], "record-correct");
+    // Batches of 100 at 5000/s wait up to 20 ms (100 intervals) for their last event.
+    assert!(lat["count"].as_u64().unwrap() > 500, "{s}");
 }
 
 #[test]
