@@ -3,6 +3,7 @@
 pub mod blackhole;
 pub mod console;
 pub mod file;
+pub mod http;
 pub mod writer;
 
 use sluice_engine::pipeline::ShardSink;

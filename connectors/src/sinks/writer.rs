@@ -101,16 +101,16 @@ pub trait ChunkWriter: Send {
 /// The body of a writer thread, started by the topology.
 pub type WriterThread = Box<dyn FnOnce() + Send>;
 
-/// Builds the shard stubs and the writer thread of a sink.
-pub fn build(
+/// The shard-side stubs of a sink and the receiving ends of their rings (one per shard,
+/// all ringing `bell`), for a sink that runs its own writer loop (e.g. `http`).
+pub fn stubs(
     shards: usize,
     encoding: Encoding,
     template: Option<Template>,
-    metrics: Arc<ComponentMetrics>,
+    metrics: &ComponentMetrics,
     when_full: WhenFull,
-    mut writer: Box<dyn ChunkWriter>,
-) -> (Vec<Box<dyn ShardSink>>, WriterThread) {
-    let bell = Doorbell::new();
+    bell: &Arc<Doorbell>,
+) -> (Vec<Box<dyn ShardSink>>, Vec<RingRx<Chunk>>) {
     let mut parts: Vec<Box<dyn ShardSink>> = Vec::new();
     let mut rxs: Vec<RingRx<Chunk>> = Vec::new();
     for _ in 0..shards {
@@ -130,6 +130,20 @@ pub fn build(
         }));
         rxs.push(rx);
     }
+    (parts, rxs)
+}
+
+/// Builds the shard stubs and the writer thread of a sink.
+pub fn build(
+    shards: usize,
+    encoding: Encoding,
+    template: Option<Template>,
+    metrics: Arc<ComponentMetrics>,
+    when_full: WhenFull,
+    mut writer: Box<dyn ChunkWriter>,
+) -> (Vec<Box<dyn ShardSink>>, WriterThread) {
+    let bell = Doorbell::new();
+    let (parts, mut rxs) = stubs(shards, encoding, template, &metrics, when_full, &bell);
     let failures = metrics.dropped("write_error");
     let thread = Box::new(move || {
         loop {
