@@ -663,12 +663,17 @@ async fn ingest(req: Request<Incoming>, s: &Shared, route: &Route, started: Inst
         }
     };
     let mut spans: Vec<(u32, u32)> = Vec::new();
+    // NDJSON lines hold no line break; a single document or array elements may.
+    let mut multiline = true;
     let split = match route {
         Route::Log => bodies::split_single(&body, &mut spans),
         Route::Logs if !is_ndjson_type(headers) && bodies::starts_with_array(&body) => {
             bodies::split_array(&body, &mut spans)
         }
-        Route::Logs => bodies::split_ndjson(&body, &mut spans),
+        Route::Logs => {
+            multiline = false;
+            bodies::split_ndjson(&body, &mut spans)
+        }
         _ => Ok(()),
     };
     if let Err(e) = split {
@@ -682,7 +687,11 @@ async fn ingest(req: Request<Incoming>, s: &Shared, route: &Route, started: Inst
     if let Route::Bulk(index) = route {
         return ingest_bulk(s, body, index.as_deref(), started).await;
     }
-    let body = bodies::flatten_line_breaks(body, &spans);
+    let body = if multiline {
+        bodies::flatten_line_breaks(body, &spans)
+    } else {
+        body
+    };
     let n = spans.len();
     if let Err(r) = deliver(s, body, &spans).await {
         return r;
