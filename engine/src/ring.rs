@@ -154,6 +154,11 @@ impl<T> RingTx<T> {
         self.inner.is_full()
     }
 
+    /// Free slots: how many items a push can add now (the consumer only ever adds room).
+    pub fn free_slots(&self) -> usize {
+        self.inner.slots()
+    }
+
     /// The consumer is gone (its thread ended).
     pub fn is_abandoned(&self) -> bool {
         self.inner.is_abandoned()

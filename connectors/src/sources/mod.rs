@@ -2,6 +2,7 @@
 
 pub mod file;
 pub mod generator;
+pub mod http;
 pub mod stdin;
 pub mod syslog;
 
