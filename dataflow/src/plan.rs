@@ -115,7 +115,9 @@ pub fn build(config: &Config, cores: Vec<Option<usize>>) -> Plan {
             id: s.id.clone(),
             type_name: s.type_name.clone(),
             placement: match &s.kind {
-                SourceKind::Stdin(_) | SourceKind::Syslog(_) => Placement::Thread,
+                SourceKind::Stdin(_) | SourceKind::Syslog(_) | SourceKind::Http(_) => {
+                    Placement::Thread
+                }
                 SourceKind::Generator(_) => Placement::Shards { spread: false },
                 SourceKind::File(f) => Placement::Shards {
                     spread: f.spread && shards > 1,
@@ -306,6 +308,7 @@ pub fn build(config: &Config, cores: Vec<Option<usize>>) -> Plan {
                     "console sink: writes standard error".into()
                 }
             },
+            SinkKind::Http(h) => format!("http sink: posts batches to {}", h.uri),
             SinkKind::Blackhole(_) => unreachable!(),
         };
         threads.push((format!("{} writer", s.id), what));

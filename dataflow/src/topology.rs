@@ -71,6 +71,9 @@ pub fn run(
         let cell: Arc<OnceLock<Arc<SourceHandle>>> = Arc::new(OnceLock::new());
         let runtime = match &s.kind {
             SourceKind::Stdin(c) => c.build(&ctx),
+            SourceKind::Http(c) => c
+                .build(&ctx, &s.id)
+                .map_err(|e| anyhow::anyhow!("source {}: {e}", s.id))?,
             SourceKind::Syslog(c) => c
                 .build(&ctx, &s.id)
                 .map_err(|e| anyhow::anyhow!("source {}: {e}", s.id))?,
@@ -102,6 +105,9 @@ pub fn run(
         } = match &s.kind {
             SinkKind::Blackhole(c) => c.build(&ctx, metrics),
             SinkKind::Console(c) => c.build(&ctx, metrics, s.when_full),
+            SinkKind::Http(c) => c
+                .build(&ctx, metrics, s.when_full)
+                .map_err(|e| anyhow::anyhow!("sink {}: {e}", s.id))?,
             SinkKind::File(c) => c
                 .build(&ctx, metrics, s.when_full)
                 .map_err(|e| anyhow::anyhow!("sink {}: {e}", s.id))?,

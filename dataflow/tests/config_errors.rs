@@ -253,7 +253,7 @@ inputs = [\"p\"]
         Some("sinks.out.type"),
         &[
             "unknown sink type `kafka`",
-            "known: blackhole, console, file",
+            "known: blackhole, console, file, http",
         ],
     );
 }

@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn logger(args: &[&str]) {
-    let status = Command::new("logger").args(args).status().expect("logger runs");
+    let status = Command::new("logger")
+        .args(args)
+        .status()
+        .expect("logger runs");
     assert!(status.success(), "logger {args:?} failed");
 }
 
@@ -73,9 +76,26 @@ path = "{bad}"
     };
     let run = |args: Vec<String>| logger(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
     run(with(&["-T", "-P", &tp, "--rfc5424", "tcp 5424 lf"]));
-    run(with(&["-T", "-P", &tp, "--octet-count", "--rfc5424", "tcp 5424 octet"]));
+    run(with(&[
+        "-T",
+        "-P",
+        &tp,
+        "--octet-count",
+        "--rfc5424",
+        "tcp 5424 octet",
+    ]));
     run(with(&["-T", "-P", &tp, "--rfc3164", "tcp 3164 lf"]));
-    run(with(&["-d", "-P", &up, "--rfc5424", "--sd-id", "zoo@123", "--sd-param", "tiger=\"hungry\"", "udp 5424"]));
+    run(with(&[
+        "-d",
+        "-P",
+        &up,
+        "--rfc5424",
+        "--sd-id",
+        "zoo@123",
+        "--sd-param",
+        "tiger=\"hungry\"",
+        "udp 5424",
+    ]));
     run(with(&["-d", "-P", &up, "--rfc3164", "udp 3164"]));
     let start = Instant::now();
     let lines = loop {

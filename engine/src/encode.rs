@@ -242,7 +242,11 @@ fn apply_op(v: &mut Value, op: &OverlayOp) {
     }
 }
 
-fn lookup<'a>(mut v: &'a Value, path: &[Box<str>]) -> Option<&'a Value> {
+// The tree edits below follow the overlay's rules (`Batch::get` and friends): segments that
+// are numbers index arrays, and of members with the same key the last one counts.
+
+/// The value at `path` in a materialized tree, if any (the root for an empty path).
+pub fn lookup<'a>(mut v: &'a Value, path: &[Box<str>]) -> Option<&'a Value> {
     for seg in path {
         v = match v {
             Value::Object(m) => m.iter().rev().find(|(k, _)| **k == **seg).map(|(_, v)| v)?,
@@ -253,7 +257,9 @@ fn lookup<'a>(mut v: &'a Value, path: &[Box<str>]) -> Option<&'a Value> {
     Some(v)
 }
 
-fn set_path(v: &mut Value, path: &[Box<str>], value: Value) {
+/// Writes `value` at `path`, creating objects on the way (a scalar in the way becomes an
+/// object; an array index past the end writes nothing).
+pub fn set_path(v: &mut Value, path: &[Box<str>], value: Value) {
     let Some((first, rest)) = path.split_first() else {
         *v = value;
         return;
@@ -280,7 +286,8 @@ fn set_path(v: &mut Value, path: &[Box<str>], value: Value) {
     }
 }
 
-fn take_path(v: &mut Value, path: &[Box<str>]) -> Option<Value> {
+/// Removes and returns the value at `path` (`None` for an empty path).
+pub fn take_path(v: &mut Value, path: &[Box<str>]) -> Option<Value> {
     let (first, rest) = path.split_first()?;
     match v {
         Value::Object(m) => {

@@ -15,12 +15,14 @@ use serde::Deserialize;
 use sluice_connectors::sinks::blackhole::BlackholeConfig;
 use sluice_connectors::sinks::console::ConsoleConfig;
 use sluice_connectors::sinks::file::FileSinkConfig;
+use sluice_connectors::sinks::http::HttpSinkConfig;
 use sluice_connectors::sources::file::FileConfig;
 use sluice_connectors::sources::generator::GeneratorConfig;
+use sluice_connectors::sources::http::HttpSourceConfig;
 use sluice_connectors::sources::stdin::StdinConfig;
+use sluice_connectors::sources::syslog::SyslogSourceConfig;
 use sluice_engine::ring::WhenFull;
 use sluice_engine::units::HumanDuration;
-use sluice_connectors::sources::syslog::SyslogSourceConfig;
 use sluice_operators::transforms::aggregate::AggregateConfig;
 use sluice_operators::transforms::dedupe::DedupeConfig;
 use sluice_operators::transforms::enrich::EnrichConfig;
@@ -248,6 +250,7 @@ pub enum SourceKind {
     Generator(GeneratorConfig),
     File(Box<FileConfig>),
     Syslog(Box<SyslogSourceConfig>),
+    Http(Box<HttpSourceConfig>),
 }
 
 impl SourceKind {
@@ -294,9 +297,10 @@ pub enum SinkKind {
     Blackhole(BlackholeConfig),
     Console(ConsoleConfig),
     File(FileSinkConfig),
+    Http(Box<HttpSinkConfig>),
 }
 
-pub const SOURCE_TYPES: &[&str] = &["file", "generator", "stdin", "syslog"];
+pub const SOURCE_TYPES: &[&str] = &["file", "generator", "http", "stdin", "syslog"];
 pub const TRANSFORM_TYPES: &[&str] = &[
     "aggregate",
     "dedupe",
@@ -310,7 +314,7 @@ pub const TRANSFORM_TYPES: &[&str] = &[
     "sample",
     "throttle",
 ];
-pub const SINK_TYPES: &[&str] = &["blackhole", "console", "file"];
+pub const SINK_TYPES: &[&str] = &["blackhole", "console", "file", "http"];
 
 impl TransformKind {
     /// Named outputs besides the main one, in port order (port 1, 2, ...).
@@ -716,6 +720,13 @@ pub fn load_str(
             let inputs = inputs.unwrap_or_default();
             let kind = match (section, type_name.as_str()) {
                 ("sources", "stdin") => typed!(StdinConfig).map(SourceKind::Stdin),
+                ("sources", "http") => typed!(HttpSourceConfig).and_then(|c| match c.validate() {
+                    Ok(()) => Some(SourceKind::Http(Box::new(c))),
+                    Err((key, m)) => {
+                        rep.at(&[base.clone(), k(&[key])].concat(), m);
+                        None
+                    }
+                }),
                 ("sources", "syslog") => {
                     typed!(SyslogSourceConfig).and_then(|c| match c.validate() {
                         Ok(()) => Some(SourceKind::Syslog(Box::new(c))),
@@ -847,6 +858,13 @@ pub fn load_str(
             let kind = match (section, type_name.as_str()) {
                 ("sinks", "blackhole") => typed!(BlackholeConfig).map(SinkKind::Blackhole),
                 ("sinks", "console") => typed!(ConsoleConfig).map(SinkKind::Console),
+                ("sinks", "http") => typed!(HttpSinkConfig).and_then(|c| match c.validate() {
+                    Ok(()) => Some(SinkKind::Http(Box::new(c))),
+                    Err((key, m)) => {
+                        rep.at(&[base.clone(), k(&[key])].concat(), m);
+                        None
+                    }
+                }),
                 ("sinks", "file") => typed!(FileSinkConfig).and_then(|c| match c.validate() {
                     Ok(_) => Some(SinkKind::File(c)),
                     Err(m) => {

@@ -13,7 +13,9 @@
 //! context nginx appends (`client`, `server`, `request`, `upstream`, `host`, `referrer`).
 
 use super::sink::{FieldSink, LineParser, ParseError, Parsed};
+#[cfg(test)]
 use super::timestamp::Timestamp;
+use super::timestamp::{parse_apache_time, parse_nginx_time};
 use memchr::{memchr, memchr2, memmem, memrchr};
 use serde::Deserialize;
 
@@ -318,91 +320,6 @@ fn trim_end(line: &[u8]) -> &[u8] {
     &line[..end]
 }
 
-fn digit(s: &[u8], i: usize) -> Option<u32> {
-    match s.get(i) {
-        Some(b @ b'0'..=b'9') => Some((b - b'0') as u32),
-        _ => None,
-    }
-}
-
-fn digits(s: &[u8], at: usize, n: usize) -> Option<u32> {
-    (at..at + n).try_fold(0, |acc, i| Some(acc * 10 + digit(s, i)?))
-}
-
-fn expect(s: &[u8], i: usize, c: u8) -> Option<()> {
-    (s.get(i) == Some(&c)).then_some(())
-}
-
-/// `Jan`..`Dec` (any case) → 1..12.
-fn month_from_abbr(s: &[u8]) -> Option<u32> {
-    let m = [
-        s.first()?.to_ascii_lowercase(),
-        s.get(1)?.to_ascii_lowercase(),
-        s.get(2)?.to_ascii_lowercase(),
-    ];
-    Some(match &m {
-        b"jan" => 1,
-        b"feb" => 2,
-        b"mar" => 3,
-        b"apr" => 4,
-        b"may" => 5,
-        b"jun" => 6,
-        b"jul" => 7,
-        b"aug" => 8,
-        b"sep" => 9,
-        b"oct" => 10,
-        b"nov" => 11,
-        b"dec" => 12,
-        _ => return None,
-    })
-}
-
-/// `10/Oct/2000:13:55:36 -0700`, optionally with a fraction of a second after the seconds
-/// (`%{%d/%b/%Y:%H:%M:%S}t.%{msec_frac}t`-style layouts write `13:55:36.123`).
-fn parse_apache_time(s: &[u8]) -> Option<Timestamp> {
-    let day = digits(s, 0, 2)?;
-    expect(s, 2, b'/')?;
-    let month = month_from_abbr(s.get(3..6)?)?;
-    expect(s, 6, b'/')?;
-    let year = digits(s, 7, 4)?;
-    expect(s, 11, b':')?;
-    let hour = digits(s, 12, 2)?;
-    expect(s, 14, b':')?;
-    let minute = digits(s, 15, 2)?;
-    expect(s, 17, b':')?;
-    let second = digits(s, 18, 2)?;
-    let mut i = 20;
-    let mut nanos = 0;
-    if s.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while let Some(d) = digit(s, i) {
-            if i - start < 9 {
-                nanos = nanos * 10 + d;
-            }
-            i += 1;
-        }
-        let n = i - start;
-        if n == 0 {
-            return None;
-        }
-        nanos *= 10u32.pow(9 - n.min(9) as u32);
-    }
-    expect(s, i, b' ')?;
-    let sign = match s.get(i + 1)? {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let off_h = digits(s, i + 2, 2)?;
-    let off_m = digits(s, i + 4, 2)?;
-    if s.len() != i + 6 || off_m > 59 {
-        return None;
-    }
-    let offset = sign * (off_h * 3600 + off_m * 60) as i32;
-    Timestamp::from_civil(year as i32, month, day, hour, minute, second, nanos, offset)
-}
-
 const E_NGINX_TIME: ParseError =
     ParseError::new("invalid timestamp (want 2026/11/21 09:34:39 at the start)");
 const E_NGINX_SEVERITY: ParseError = ParseError::new("expected ' [severity] ' after the timestamp");
@@ -518,22 +435,6 @@ fn split_nginx_context<'a>(
         n += 1;
     }
     Some((message, n))
-}
-
-/// `2026/11/21 09:34:39` (nginx writes local time without a zone; read as UTC).
-fn parse_nginx_time(s: &[u8]) -> Option<Timestamp> {
-    let year = digits(s, 0, 4)?;
-    expect(s, 4, b'/')?;
-    let month = digits(s, 5, 2)?;
-    expect(s, 7, b'/')?;
-    let day = digits(s, 8, 2)?;
-    expect(s, 10, b' ')?;
-    let hour = digits(s, 11, 2)?;
-    expect(s, 13, b':')?;
-    let minute = digits(s, 14, 2)?;
-    expect(s, 16, b':')?;
-    let second = digits(s, 17, 2)?;
-    Timestamp::from_civil(year as i32, month, day, hour, minute, second, 0, 0)
 }
 
 /// nginx severities → normalised levels (`notice` is informational).

@@ -10,7 +10,7 @@
 //! (on a UTF-8 boundary), with `truncated = true`, and the rest of its parts are dropped.
 
 use super::sink::{FieldSink, LineParser, ParseError, Parsed};
-use super::timestamp::Timestamp;
+use super::timestamp::{parse_rfc3339_prefix, Timestamp};
 use memchr::memchr2;
 
 /// The default bound on the bytes of partial CRI lines held per stream.
@@ -185,81 +185,6 @@ fn utf8_cut(kept: &[u8], next: Option<u8>) -> usize {
         }
     }
     end
-}
-
-fn digit(s: &[u8], i: usize) -> Option<u32> {
-    match s.get(i) {
-        Some(b @ b'0'..=b'9') => Some((b - b'0') as u32),
-        _ => None,
-    }
-}
-
-fn digits(s: &[u8], at: usize, n: usize) -> Option<u32> {
-    (at..at + n).try_fold(0, |acc, i| Some(acc * 10 + digit(s, i)?))
-}
-
-fn expect(s: &[u8], i: usize, c: u8) -> Option<()> {
-    (s.get(i) == Some(&c)).then_some(())
-}
-
-/// An RFC 3339 timestamp at the start of `s` (`2016-10-06T00:17:09.669794202Z`,
-/// `...+02:00`; `t`/`z` in either case; up to 9 fraction digits are kept, more are read and
-/// ignored) and how many bytes it took.
-pub(crate) fn parse_rfc3339_prefix(s: &[u8]) -> Option<(Timestamp, usize)> {
-    let year = digits(s, 0, 4)?;
-    expect(s, 4, b'-')?;
-    let month = digits(s, 5, 2)?;
-    expect(s, 7, b'-')?;
-    let day = digits(s, 8, 2)?;
-    if !matches!(s.get(10), Some(b'T' | b't')) {
-        return None;
-    }
-    let hour = digits(s, 11, 2)?;
-    expect(s, 13, b':')?;
-    let minute = digits(s, 14, 2)?;
-    expect(s, 16, b':')?;
-    let second = digits(s, 17, 2)?;
-    let mut i = 19;
-    let mut nanos = 0;
-    if s.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while let Some(d) = digit(s, i) {
-            if i - start < 9 {
-                nanos = nanos * 10 + d;
-            }
-            i += 1;
-        }
-        let n = i - start;
-        if n == 0 {
-            return None;
-        }
-        nanos *= 10u32.pow(9 - n.min(9) as u32);
-    }
-    let offset = match s.get(i)? {
-        b'Z' | b'z' => {
-            i += 1;
-            0
-        }
-        sign @ (b'+' | b'-') => {
-            let h = digits(s, i + 1, 2)?;
-            expect(s, i + 3, b':')?;
-            let m = digits(s, i + 4, 2)?;
-            if h > 23 || m > 59 {
-                return None;
-            }
-            i += 6;
-            let secs = (h * 3600 + m * 60) as i32;
-            if *sign == b'-' {
-                -secs
-            } else {
-                secs
-            }
-        }
-        _ => return None,
-    };
-    let t = Timestamp::from_civil(year as i32, month, day, hour, minute, second, nanos, offset)?;
-    Some((t, i))
 }
 
 const E_DOCKER_JSON: ParseError = ParseError::new("not a JSON object");

@@ -8,7 +8,7 @@
 //! `key=value` tokens, and no more bare words than pairs, within the first 4 KiB is logfmt;
 //! anything else is plain text. The checks never look past the first 4 KiB and never fail.
 
-use super::cri::parse_rfc3339_prefix;
+use super::timestamp::parse_rfc3339_prefix;
 
 /// What [`detect_format`] recognised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

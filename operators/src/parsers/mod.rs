@@ -16,3 +16,5 @@ pub mod sink;
 pub mod syslog;
 pub mod tape;
 pub mod timestamp;
+#[cfg(test)]
+mod zz_diffcheck;

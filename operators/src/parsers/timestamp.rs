@@ -3,8 +3,8 @@
 //!
 //! Every parser turns what it reads into a [`Timestamp`] (nanoseconds since the Unix epoch,
 //! UTC) and the sink writes it as RFC 3339 with the shortest fraction (`.003`, `.123456`, or
-//! none). The layouts (RFC 3339, RFC 2822, BSD syslog, Apache, epoch numbers, Go's and Java's
-//! defaults) have hand-written parsers over bytes: no allocation, no chrono, no clock read
+//! none). The layouts (RFC 3339, RFC 2822, BSD syslog, Apache, nginx's error log, epoch
+//! numbers, Go's and Java's defaults) have hand-written parsers over bytes: no allocation, no chrono, no clock read
 //! except for a BSD time without year. [`parse_any`] detects the layout; [`TimestampFormat`]
 //! is the configured form (`timestamp_format` / `timezone`), where chrono serves only
 //! strftime formats and the `local` zone.
@@ -245,6 +245,7 @@ impl<'a> Cursor<'a> {
         Cursor { bytes, pos }
     }
 
+    #[inline(always)]
     pub(crate) fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
@@ -253,17 +254,20 @@ impl<'a> Cursor<'a> {
         self.pos >= self.bytes.len()
     }
 
+    #[inline(always)]
     pub(crate) fn eat(&mut self, byte: u8) -> bool {
         let hit = self.peek() == Some(byte);
         self.pos += hit as usize;
         hit
     }
 
+    #[inline(always)]
     fn expect(&mut self, byte: u8) -> Option<()> {
         self.eat(byte).then_some(())
     }
 
     /// Exactly `n` ASCII digits (`n` <= 9).
+    #[inline(always)]
     fn digits(&mut self, n: usize) -> Option<u32> {
         let run = self.bytes.get(self.pos..self.pos.checked_add(n)?)?;
         let mut value = 0u32;
@@ -296,6 +300,14 @@ impl<'a> Cursor<'a> {
         Some(value)
     }
 
+    /// The next `n` bytes, whatever they are.
+    #[inline(always)]
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let run = self.bytes.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(run)
+    }
+
     /// Skips spaces; how many.
     fn spaces(&mut self) -> usize {
         let start = self.pos;
@@ -306,6 +318,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A run of ASCII letters (possibly empty).
+    #[inline]
     pub(crate) fn letters(&mut self) -> &'a [u8] {
         let start = self.pos;
         while self.peek().is_some_and(|b| b.is_ascii_alphabetic()) {
@@ -315,6 +328,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// `HH:MM:SS`.
+    #[inline(always)]
     fn time_of_day(&mut self) -> Option<(u32, u32, u32)> {
         let hour = self.digits(2)?;
         self.expect(b':')?;
@@ -344,6 +358,68 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// `YYYY`, `sep`, `MM`, `sep`, `DD` (not range-checked).
+    #[inline(always)]
+    fn date(&mut self, sep: u8) -> Option<(i32, u32, u32)> {
+        let year = self.digits(4)? as i32;
+        self.expect(sep)?;
+        let month = self.digits(2)?;
+        self.expect(sep)?;
+        let day = self.digits(2)?;
+        Some((year, month, day))
+    }
+
+    /// An optional `.fraction` of any length as nanoseconds: the first 9 digits count, later
+    /// ones are read and ignored. `None` if the `.` is not followed by a digit.
+    #[inline(always)]
+    fn optional_long_fraction(&mut self) -> Option<u32> {
+        if self.peek() != Some(b'.') {
+            return Some(0);
+        }
+        let start = self.pos + 1;
+        let rest = self.bytes.get(start..).unwrap_or_default();
+        let mut nanos = 0u32;
+        let mut kept = 0;
+        for &b in rest.iter().take(9) {
+            if !b.is_ascii_digit() {
+                break;
+            }
+            nanos = nanos * 10 + (b - b'0') as u32;
+            kept += 1;
+        }
+        if kept == 0 {
+            return None;
+        }
+        let mut end = start + kept;
+        if kept == 9 {
+            while self.bytes.get(end).is_some_and(u8::is_ascii_digit) {
+                end += 1;
+            }
+        }
+        self.pos = end;
+        Some(nanos * 10u32.pow(9 - kept as u32))
+    }
+
+    /// Exactly `+HH:MM` (with `colon`) or `+HHMM` (or `-`): the sign, hours and minutes, not
+    /// range-checked.
+    #[inline(always)]
+    fn offset_fields(&mut self, colon: bool) -> Option<(i32, u32, u32)> {
+        let sign = match self.peek()? {
+            b'+' => 1,
+            b'-' => -1,
+            _ => return None,
+        };
+        let mut c = *self;
+        c.pos += 1;
+        let hours = c.digits(2)?;
+        if colon {
+            c.expect(b':')?;
+        }
+        let minutes = c.digits(2)?;
+        *self = c;
+        Some((sign, hours, minutes))
+    }
+
     /// `+HH:MM`, `+HHMM` or `+HH` (or `-`), as seconds east of UTC.
     fn numeric_offset(&mut self) -> Option<i32> {
         let start = self.pos;
@@ -370,6 +446,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// `jan` .. `dec` (any case) as 1..=12.
+#[inline(always)]
 pub fn month_from_abbreviation(word: &[u8]) -> Option<u32> {
     let [a, b, c] = *word else { return None };
     let month = match [a | 0x20, b | 0x20, c | 0x20] {
@@ -445,11 +522,7 @@ pub fn zone_abbreviation_offset(name: &[u8]) -> Option<i32> {
 
 /// `YYYY-MM-DD(T|t| )HH:MM:SS[(.|,)fraction][Z|±HH:MM|±HHMM|±HH]`, from the cursor on.
 pub(crate) fn iso_datetime(c: &mut Cursor<'_>) -> Option<CivilDateTime> {
-    let year = c.digits(4)? as i32;
-    c.expect(b'-')?;
-    let month = c.digits(2)?;
-    c.expect(b'-')?;
-    let day = c.digits(2)?;
+    let (year, month, day) = c.date(b'-')?;
     match c.peek()? {
         b'T' | b't' | b' ' => c.pos += 1,
         _ => return None,
@@ -649,6 +722,88 @@ fn httpdate_civil(bytes: &[u8]) -> Option<CivilDateTime> {
 /// (`[10/Oct/2000:13:55:36 -0700]`). Without a zone: UTC.
 pub fn parse_httpdate(bytes: &[u8]) -> Option<Timestamp> {
     httpdate_civil(bytes)?.to_timestamp(0)
+}
+
+/// The access log time as Apache's `%t` (and nginx's `$time_local`) writes it, without the
+/// brackets: `10/Oct/2000:13:55:36 -0700`. Stricter than [`parse_httpdate`]: a two-digit
+/// day and a `±HHMM` offset, both required; the offset's hours are not range-checked (the
+/// minutes are). The seconds may have a fraction of any length (`13:55:36.123`, as
+/// `%{msec_frac}t` layouts write; digits past the ninth are ignored).
+pub fn parse_apache_time(bytes: &[u8]) -> Option<Timestamp> {
+    whole(bytes, |c| {
+        let day = c.digits(2)?;
+        c.expect(b'/')?;
+        let month = month_from_abbreviation(c.take(3)?)?;
+        c.expect(b'/')?;
+        let year = c.digits(4)? as i32;
+        c.expect(b':')?;
+        let (hour, minute, second) = c.time_of_day()?;
+        let nanos = c.optional_long_fraction()?;
+        c.expect(b' ')?;
+        let (sign, hours, minutes) = c.offset_fields(false)?;
+        if minutes > 59 {
+            return None;
+        }
+        Some(CivilDateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            nanos,
+            offset: Some(sign * (hours * 3600 + minutes * 60) as i32),
+        })
+    })?
+    .to_timestamp(0)
+}
+
+/// The nginx error log time, `2026/11/21 09:34:39` (no fraction, no zone: nginx writes local
+/// time; it is read as UTC).
+pub fn parse_nginx_time(bytes: &[u8]) -> Option<Timestamp> {
+    whole(bytes, |c| {
+        let (year, month, day) = c.date(b'/')?;
+        c.expect(b' ')?;
+        let (hour, minute, second) = c.time_of_day()?;
+        Some(CivilDateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            nanos: 0,
+            offset: None,
+        })
+    })?
+    .to_timestamp(0)
+}
+
+/// An RFC 3339 timestamp in the strict form container runtimes write, at the start of
+/// `bytes`, and how many bytes it took: `2016-10-06T00:17:09.669794202Z` or `...+02:00`
+/// (`T` and `Z` in either case; the zone is required, as `Z` or `±HH:MM`; the fraction may
+/// have any length, digits past the ninth are read and ignored). Unlike [`parse_rfc3339`]
+/// it takes no space for `T`, no `,` fraction and no `±HHMM`/`±HH` zone, and anything may
+/// follow.
+pub fn parse_rfc3339_prefix(bytes: &[u8]) -> Option<(Timestamp, usize)> {
+    let mut c = Cursor::new(bytes);
+    let (year, month, day) = c.date(b'-')?;
+    if !(c.eat(b'T') || c.eat(b't')) {
+        return None;
+    }
+    let (hour, minute, second) = c.time_of_day()?;
+    let nanos = c.optional_long_fraction()?;
+    let offset = if c.eat(b'Z') || c.eat(b'z') {
+        0
+    } else {
+        let (sign, hours, minutes) = c.offset_fields(true)?;
+        if hours > 23 || minutes > 59 {
+            return None;
+        }
+        sign * (hours * 3600 + minutes * 60) as i32
+    };
+    let t = Timestamp::from_civil(year, month, day, hour, minute, second, nanos, offset)?;
+    Some((t, c.pos))
 }
 
 fn go_civil(bytes: &[u8]) -> Option<CivilDateTime> {
@@ -1478,6 +1633,99 @@ mod tests {
         assert!(cases.len() >= 40);
     }
 
+    /// The strict layouts of log formats: Apache's `%t`, nginx's error log, and the RFC 3339
+    /// prefix of container runtime lines.
+    #[test]
+    fn strict_log_layouts() {
+        let apache: &[(&str, Option<&str>)] = &[
+            ("10/Oct/2000:13:55:36 -0700", Some("2000-10-10T20:55:36Z")),
+            ("29/Feb/2024:23:59:59 -0000", Some("2024-02-29T23:59:59Z")),
+            ("05/jun/2025:07:08:09 +0530", Some("2025-06-05T01:38:09Z")),
+            (
+                "10/Oct/2000:13:55:36.250 -0700",
+                Some("2000-10-10T20:55:36.250Z"),
+            ),
+            (
+                "10/Oct/2000:13:55:36.1234567891 +0000",
+                Some("2000-10-10T13:55:36.123456789Z"),
+            ),
+            ("1/Oct/2000:13:55:36 +0000", None),
+            ("10/Oct/2000:13:55:36", None),
+            ("10/Oct/2000:13:55:36 +00:00", None),
+            ("10/Oct/2000:13:55:36 +02", None),
+            ("10/Oct/2000:13:55:36 +0060", None),
+            ("10/Oct/2000:13:55:36. +0000", None),
+            ("10/Oct/2000:13:55:36 -0700 ", None),
+            ("[10/Oct/2000:13:55:36 -0700]", None),
+            ("32/Oct/2000:13:55:36 -0700", None),
+            ("10/Octo/2000:13:55:36 -0700", None),
+            ("10/Oct/2000:25:55:36 -0700", None),
+            ("", None),
+        ];
+        for (input, expected) in apache {
+            let got = render_opt(parse_apache_time(input.as_bytes()));
+            assert_eq!(got.as_deref(), *expected, "apache {input:?}");
+        }
+        let nginx: &[(&str, Option<&str>)] = &[
+            ("2026/11/21 09:34:39", Some("2026-11-21T09:34:39Z")),
+            ("2024/02/29 23:59:59", Some("2024-02-29T23:59:59Z")),
+            ("2026/11/21 09:34:39.5", None),
+            ("2026/11/21 09:34:39 ", None),
+            ("2026-11-21 09:34:39", None),
+            ("2026/11/21T09:34:39", None),
+            ("2026/11/21 9:34:39", None),
+            ("2026/02/30 00:00:00", None),
+            ("2026/11/21", None),
+        ];
+        for (input, expected) in nginx {
+            let got = render_opt(parse_nginx_time(input.as_bytes()));
+            assert_eq!(got.as_deref(), *expected, "nginx {input:?}");
+        }
+        let prefix: &[(&str, Option<(&str, usize)>)] = &[
+            (
+                "2016-10-06T00:17:09.669794202Z stdout F x",
+                Some(("2016-10-06T00:17:09.669794202Z", 30)),
+            ),
+            (
+                "2026-11-21T10:34:39.123456789+01:00",
+                Some(("2026-11-21T09:34:39.123456789Z", 35)),
+            ),
+            (
+                "1999-12-31t23:59:59.999999999999z",
+                Some(("1999-12-31T23:59:59.999999999Z", 33)),
+            ),
+            (
+                "2026-01-01T00:30:00-05:30 west",
+                Some(("2026-01-01T06:00:00Z", 25)),
+            ),
+            (
+                "2026-11-21T09:34:39Zjunk",
+                Some(("2026-11-21T09:34:39Z", 20)),
+            ),
+            (
+                "2026-11-21T09:34:39.5Z",
+                Some(("2026-11-21T09:34:39.500Z", 22)),
+            ),
+            ("2016-10-06 00:17:09Z", None),
+            ("2016-10-06T00:17:09", None),
+            ("2016-10-06T00:17:09 stdout", None),
+            ("2016-10-06T00:17:09.Z", None),
+            ("2016-10-06T00:17:09,5Z", None),
+            ("2016-10-06T00:17:09+0200", None),
+            ("2016-10-06T00:17:09+02", None),
+            ("2016-10-06T00:17:09+24:00", None),
+            ("2016-10-06T00:17:09+02:60", None),
+            ("2016-13-06T00:17:09Z", None),
+            ("2016-10-06", None),
+            ("", None),
+        ];
+        for (input, expected) in prefix {
+            let got = parse_rfc3339_prefix(input.as_bytes()).map(|(t, used)| (render(t), used));
+            let expected = expected.map(|(t, used)| (t.to_string(), used));
+            assert_eq!(got, expected, "prefix {input:?}");
+        }
+    }
+
     #[test]
     fn year_rollover_and_zone_of_syslog_times() {
         let january = YearContext::new(parse_rfc3339(b"2027-01-05T08:00:00Z").unwrap(), 0);
@@ -1740,6 +1988,9 @@ mod tests {
             "Sat Nov 21 09:34:39 GMT+02:00 2026",
             "Oct 11 2026 22:14:15.123456789",
             "-1700000000.123456789",
+            "10/Oct/2000:13:55:36.123456789012 -0700",
+            "2026/11/21 09:34:39",
+            "2026-11-21T10:34:39.123456789123+01:00 stdout",
         ];
         let ctx = NOV_2026;
         for input in inputs {
@@ -1753,6 +2004,9 @@ mod tests {
                 let _ = parse_epoch(b);
                 let _ = parse_go(b);
                 let _ = parse_java(b);
+                let _ = parse_apache_time(b);
+                let _ = parse_nginx_time(b);
+                let _ = parse_rfc3339_prefix(b);
             }
         }
     }
@@ -1923,6 +2177,9 @@ mod tests {
                 let _ = parse_go(&bytes);
                 let _ = parse_httpdate(&bytes);
                 let _ = parse_epoch(&bytes);
+                let _ = parse_apache_time(&bytes);
+                let _ = parse_nginx_time(&bytes);
+                let _ = parse_rfc3339_prefix(&bytes);
             }
         }
     }

@@ -4,77 +4,15 @@
 //!
 //! Scalars taken from an input line are `Value::RawJson` text; [`Scalar`] reads either form.
 
+// Reading, writing and removing paths: the engine's own, so edits here follow the
+// overlay's rules exactly.
+pub use sluice_engine::encode::{lookup, set_path, take_path};
 use sluice_engine::value::unescape_json_str;
 use sluice_engine::Value;
 
 /// Deepest nesting unflatten may create; deeper keys stay as they are (the JSON parser
 /// refuses more than 128 levels, and recursion over the tree stays shallow).
 pub const MAX_UNFLATTEN_DEPTH: usize = 100;
-
-/// The value at `path`, if any. Segments that are numbers index arrays.
-pub fn lookup<'a>(mut v: &'a Value, path: &[Box<str>]) -> Option<&'a Value> {
-    for seg in path {
-        v = match v {
-            Value::Object(m) => m.iter().rev().find(|(k, _)| **k == **seg).map(|(_, v)| v)?,
-            Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?,
-            _ => return None,
-        };
-    }
-    Some(v)
-}
-
-/// Writes `value` at `path`, creating objects on the way (a scalar in the way becomes an
-/// object; an array index past the end writes nothing).
-pub fn set_path(v: &mut Value, path: &[Box<str>], value: Value) {
-    let Some((first, rest)) = path.split_first() else {
-        *v = value;
-        return;
-    };
-    if !matches!(v, Value::Object(_) | Value::Array(_)) {
-        *v = Value::Object(Vec::new());
-    }
-    match v {
-        Value::Array(a) => {
-            if let Some(slot) = first.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
-                set_path(slot, rest, value);
-            }
-        }
-        Value::Object(m) => {
-            if let Some(pos) = m.iter().rposition(|(k, _)| **k == **first) {
-                set_path(&mut m[pos].1, rest, value);
-            } else {
-                let mut child = Value::Null;
-                set_path(&mut child, rest, value);
-                m.push((first.to_string(), child));
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Removes and returns the value at `path`.
-pub fn take_path(v: &mut Value, path: &[Box<str>]) -> Option<Value> {
-    let (first, rest) = path.split_first()?;
-    match v {
-        Value::Object(m) => {
-            let pos = m.iter().rposition(|(k, _)| **k == **first)?;
-            if rest.is_empty() {
-                Some(m.remove(pos).1)
-            } else {
-                take_path(&mut m[pos].1, rest)
-            }
-        }
-        Value::Array(a) => {
-            let i = first.parse::<usize>().ok()?;
-            if rest.is_empty() {
-                (i < a.len()).then(|| a.remove(i))
-            } else {
-                take_path(a.get_mut(i)?, rest)
-            }
-        }
-        _ => None,
-    }
-}
 
 /// The value at `path` for editing (the root for an empty path).
 pub fn lookup_mut<'a>(mut v: &'a mut Value, path: &[Box<str>]) -> Option<&'a mut Value> {
