@@ -16,5 +16,3 @@ pub mod sink;
 pub mod syslog;
 pub mod tape;
 pub mod timestamp;
-#[cfg(test)]
-mod zz_diffcheck;
