@@ -18,6 +18,7 @@ pub mod batch;
 pub mod context;
 pub mod encode;
 pub mod fields;
+pub mod memory;
 pub mod metrics;
 pub mod path;
 pub mod pipeline;

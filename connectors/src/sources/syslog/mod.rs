@@ -26,10 +26,10 @@ pub mod udp;
 mod tests;
 
 use crate::sources::SourceRuntime;
-use bytes::BytesMut;
 use serde::Deserialize;
 use sluice_engine::batch::{Batch, Event, EventForm};
 use sluice_engine::context::BuildCtx;
+use sluice_engine::memory::BufferPool;
 use sluice_engine::source::{ConnectorOutput, Stopped};
 use sluice_engine::units::{ByteSize, HumanDuration};
 use std::net::SocketAddr;
@@ -410,20 +410,30 @@ impl Drops {
     }
 }
 
-/// Frames copied into one buffer until the batch is handed on. The next buffer is sized
-/// after the last batch, so a trickle of messages does not pin large allocations.
+/// Frames copied into one buffer until the batch is handed on. Buffers come from a small
+/// pool and go back to it when the shards are done with the batch, so a busy source reuses
+/// warm memory instead of faulting in fresh pages for every batch.
 pub(crate) struct FrameBatch {
-    buf: BytesMut,
+    buf: Vec<u8>,
     events: Vec<Event>,
     max_events: usize,
+    pool: BufferPool,
 }
+
+/// Spare batch buffers a source keeps (about 10 MiB at most).
+const POOLED_BUFFERS: usize = 16;
+/// Capacity of a batch buffer: a full batch plus one more frame of a typical size, so it
+/// rarely grows (pages are only resident once written).
+const BUFFER_BYTES: usize = BATCH_BYTES + 64 * 1024;
 
 impl FrameBatch {
     pub fn new(max_events: usize) -> FrameBatch {
+        let pool = BufferPool::new(POOLED_BUFFERS, 2 * BATCH_BYTES);
         FrameBatch {
-            buf: BytesMut::with_capacity(16 * 1024),
+            buf: pool.take(BUFFER_BYTES),
             events: Vec::with_capacity(max_events.min(64)),
             max_events,
+            pool,
         }
     }
 
@@ -450,9 +460,9 @@ impl FrameBatch {
         if self.events.is_empty() {
             return Ok(());
         }
-        let (n, bytes) = (self.events.len(), self.buf.len());
-        let cap = (bytes + bytes / 4).clamp(4096, BATCH_BYTES + 64 * 1024);
-        let buf = std::mem::replace(&mut self.buf, BytesMut::with_capacity(cap)).freeze();
+        let n = self.events.len();
+        let buf = std::mem::replace(&mut self.buf, self.pool.take(BUFFER_BYTES));
+        let buf = self.pool.freeze(buf);
         let next = (n + n / 4 + 8).min(self.max_events);
         let events = std::mem::replace(&mut self.events, Vec::with_capacity(next));
         out.send(Batch::from_events(buf, events, out.handle.index))

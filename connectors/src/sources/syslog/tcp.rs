@@ -1,12 +1,14 @@
 //! Syslog over TCP and TLS: a tokio current-thread runtime on the connector thread, one task
 //! per connection.
 //!
-//! Each connection reads into its own buffer (it starts at 4 KiB and grows up to 64 KiB per
+//! Each connection reads into its own buffer (it starts at 4 KiB and grows up to 256 KiB per
 //! read; it never holds more than one pending frame, `max_frame_bytes` + 12, plus one read),
 //! frames it with [`SyslogFramer`] and copies the messages into the source's one batch
-//! buffer. That buffer is handed to the shards when it is full, or by a flusher task that
-//! runs once the connections that were ready have been read (it yields first), so batches
-//! are large under load and a lone message is not held back.
+//! buffer. That buffer is handed to the shards when it is full, or by a flusher task
+//! [`FLUSH_LINGER`] after the first message of the batch arrived, so batches are full under
+//! load, a steady trickle makes one batch per millisecond or two rather than one per read
+//! (each batch wakes a shard and the sink: that is what costs CPU at moderate rates), and a
+//! lone message waits about a millisecond at most.
 //!
 //! Backpressure: handing a batch on blocks the thread while every shard ring is full, which
 //! pauses every connection of the source at once; the kernel's socket buffers then fill and
@@ -36,7 +38,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 
 /// Largest single read of a connection.
-const MAX_READ: usize = 64 * 1024;
+const MAX_READ: usize = 256 * 1024;
 /// Longest a TLS handshake may take (or `idle_timeout`, if shorter).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -266,11 +268,15 @@ fn accept(
     });
 }
 
-/// Hands the batch on once the connections that were ready have had their turn.
+/// How long a batch waits for more messages before it is handed on partly filled.
+pub(crate) const FLUSH_LINGER: Duration = Duration::from_millis(1);
+
+/// Hands the batch on [`FLUSH_LINGER`] after messages arrived (a batch that filled up in the
+/// meantime was handed on by the framer's sink already).
 async fn flush_loop(shared: Rc<Shared>) {
     loop {
         shared.flush_wanted.notified().await;
-        tokio::task::yield_now().await;
+        tokio::time::sleep(FLUSH_LINGER).await;
         let mut s = shared.state.borrow_mut();
         s.flush();
         if s.stopped {
