@@ -598,7 +598,7 @@ fn rate_limit_per_client() {
 #[test]
 fn backpressure_is_503_not_a_queue() {
     let mut h = start_with(
-        json!({}),
+        json!({ "backpressure_wait": "0s" }),
         Opts {
             shards: 2,
             ring_capacity: 1,
@@ -622,6 +622,50 @@ fn backpressure_is_503_not_a_queue() {
     let batches = h.batches();
     assert_eq!(batches.len(), 2);
     assert!(batches.iter().all(|b| b.len() == 2));
+}
+
+/// With `backpressure_wait`, a request that finds the rings full waits for room and is
+/// answered 200 once the shards took a batch; past the wait it is a 503.
+#[test]
+fn backpressure_waits_for_room() {
+    let mut h = start_with(
+        json!({ "backpressure_wait": "10s" }),
+        Opts {
+            shards: 1,
+            ring_capacity: 1,
+            batch_size: 2,
+        },
+    );
+    assert_eq!(h.post("/log", &[], b"{\"n\":1}").status, 200);
+    let addr = h.addr;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        tx.send(request(addr, "POST", "/log", &[], b"{\"n\":2}"))
+            .unwrap();
+    });
+    // Held while the ring is full.
+    assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+    let first = h.wait_batch();
+    assert_eq!(first.len(), 1);
+    let r = rx.recv_timeout(Duration::from_secs(10)).expect("answered");
+    assert_eq!(r.status, 200);
+    t.join().unwrap();
+    assert_eq!(h.wait_batch().len(), 1);
+    assert_eq!(h.rejected("backpressure"), 0);
+
+    let h = start_with(
+        json!({ "backpressure_wait": "200ms" }),
+        Opts {
+            shards: 1,
+            ring_capacity: 1,
+            batch_size: 2,
+        },
+    );
+    assert_eq!(h.post("/log", &[], b"{}").status, 200);
+    let started = std::time::Instant::now();
+    assert_eq!(h.post("/log", &[], b"{}").status, 503);
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    assert_eq!(h.rejected("backpressure"), 1);
 }
 
 #[test]

@@ -82,6 +82,11 @@ pub struct HttpSourceConfig {
     /// from its opening or the end of the previous response (default 30s).
     #[serde(default = "default_timeout")]
     pub idle_timeout: HumanDuration,
+    /// How long a request whose events do not fit in the shard rings waits for room before it
+    /// is refused with 503 (default 1s; "0s" refuses at once). Waiting requests hold their
+    /// connection, so at most `max_connections` wait.
+    #[serde(default = "default_backpressure_wait")]
+    pub backpressure_wait: HumanDuration,
 }
 
 /// `rate_limit = { requests_per_second = 100, burst = 200 }`.
@@ -103,6 +108,9 @@ fn default_max_body() -> ByteSize {
 }
 fn yes() -> bool {
     true
+}
+fn default_backpressure_wait() -> HumanDuration {
+    HumanDuration(Duration::from_secs(1))
 }
 fn default_max_connections() -> usize {
     1024
@@ -198,6 +206,7 @@ impl HttpSourceConfig {
             decompression: self.decompression,
             max_connections: self.max_connections,
             request_timeout: self.request_timeout.0,
+            backpressure_wait: self.backpressure_wait.0,
             idle_timeout: self.idle_timeout.0,
             batch_limit: ctx.batch_size.max(1),
             metrics: HttpMetrics::new(&ctx.registry, id),

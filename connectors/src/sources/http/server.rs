@@ -7,9 +7,11 @@
 //! acknowledgement table, which shard threads also touch.
 //!
 //! Backpressure: a request's events go out as one batch (several only above
-//! `engine.batch_size` events), and only if every one of its batches fits in the shard rings
-//! right now; otherwise the answer is 503 with `Retry-After: 1` and nothing is queued. (If
-//! the process stops between the check and the sends, batches already sent stay sent.)
+//! `engine.batch_size` events), and only once every one of its batches fits in the shard
+//! rings. A request that does not fit waits up to `backpressure_wait` for room (checking every
+//! millisecond; nothing is queued beyond its own body, and only open connections wait), then
+//! the answer is 503 with `Retry-After: 1`. (If the process stops between the check and the
+//! sends, batches already sent stay sent.)
 //!
 //! Drain: when the process drains, the listener closes, every connection finishes the
 //! request it is on (hyper's graceful shutdown: with acknowledgements, until its batches
@@ -50,6 +52,7 @@ pub struct Setup {
     pub decompression: bool,
     pub max_connections: usize,
     pub request_timeout: Duration,
+    pub backpressure_wait: Duration,
     pub idle_timeout: Duration,
     /// Events per batch at most.
     pub batch_limit: usize,
@@ -67,6 +70,7 @@ struct Shared {
     max_connections: usize,
     request_timeout: Duration,
     idle_timeout: Duration,
+    backpressure_wait: Duration,
     batch_limit: usize,
     metrics: HttpMetrics,
     ids: RefCell<bulk::IdGen>,
@@ -141,6 +145,7 @@ async fn serve(out: ConnectorOutput, setup: Setup) {
         decompression: setup.decompression,
         max_connections: setup.max_connections,
         request_timeout: setup.request_timeout,
+        backpressure_wait: setup.backpressure_wait,
         idle_timeout: setup.idle_timeout,
         batch_limit: setup.batch_limit.max(1),
         metrics: setup.metrics,
@@ -738,22 +743,34 @@ fn too_large(s: &Shared) -> Reply {
     )
 }
 
-/// Sends the events (all of them or none) and, with acknowledgements, waits until they
-/// were delivered.
+/// How often a request waiting for room in the shard rings checks again.
+const BACKPRESSURE_POLL: Duration = Duration::from_millis(1);
+
+/// Sends the events (all of them or none, waiting up to `backpressure_wait` for room) and,
+/// with acknowledgements, waits until they were delivered.
 async fn deliver(s: &Shared, body: Bytes, spans: &[(u32, u32)]) -> Result<(), Reply> {
     if spans.is_empty() {
         return Ok(());
     }
-    let waiter = send(s, body, spans).map_err(|()| {
-        s.metrics.reject(Reject::Backpressure);
-        let mut r = Reply::error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "es_rejected_execution_exception",
-            "the pipeline is full; retry later",
-        );
-        r.retry_after = Some(1);
-        r
-    })?;
+    let give_up = tokio::time::Instant::now() + s.backpressure_wait;
+    let waiter = loop {
+        match send(s, body.clone(), spans) {
+            Ok(waiter) => break waiter,
+            Err(()) if tokio::time::Instant::now() < give_up => {
+                tokio::time::sleep(BACKPRESSURE_POLL).await;
+            }
+            Err(()) => {
+                s.metrics.reject(Reject::Backpressure);
+                let mut r = Reply::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "es_rejected_execution_exception",
+                    "the pipeline is full; retry later",
+                );
+                r.retry_after = Some(1);
+                return Err(r);
+            }
+        }
+    };
     if let Some(rx) = waiter {
         match rx.await {
             Ok(AckOutcome::Delivered) => {}
