@@ -12,6 +12,8 @@ use anyhow::{bail, Context, Result};
 use memchr::memmem;
 use serde::{Deserialize, Serialize};
 
+use crate::workloads::DataFormat;
+
 /// Lines in the standard data set.
 pub const STANDARD_LINES: u64 = 2_000_000;
 /// The generator seed every standard workload uses.
@@ -21,12 +23,14 @@ const DEBUG_NEEDLE: &[u8] = br#""level":"debug""#;
 /// Read size for the counting scan.
 const SCAN_BUFFER: usize = 8 << 20;
 
-/// `events-2m.ndjson` for the standard 2,000,000 lines, `events-{N}.ndjson` otherwise.
-pub fn data_file_name(lines: u64) -> String {
+/// `events-2m.EXT` for the standard 2,000,000 lines, `events-{N}.EXT` otherwise (`ndjson` for
+/// JSON, `syslog` for RFC 5424).
+pub fn data_file_name(lines: u64, format: DataFormat) -> String {
+    let ext = format.extension();
     if lines == STANDARD_LINES {
-        "events-2m.ndjson".to_string()
+        format!("events-2m.{ext}")
     } else {
-        format!("events-{lines}.ndjson")
+        format!("events-{lines}.{ext}")
     }
 }
 
@@ -65,15 +69,15 @@ struct Sidecar {
     debug_lines: u64,
 }
 
-/// Makes sure `DATA_DIR/events-N.ndjson` exists (generating it with
+/// Makes sure `DATA_DIR/events-N.EXT` exists (generating it with
 /// `SHARED/bench/gen_logs.py` if not), counts it (or reads the cached counts), and leaves it in
 /// the page cache.
-pub fn prepare(data_dir: &Path, lines: u64, shared: &Path) -> Result<Dataset> {
+pub fn prepare(data_dir: &Path, lines: u64, shared: &Path, format: DataFormat) -> Result<Dataset> {
     fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-    let path = data_dir.join(data_file_name(lines));
+    let path = data_dir.join(data_file_name(lines, format));
     if !path.exists() {
-        generate(shared, lines, &path)?;
+        generate(shared, lines, &path, format)?;
     }
     let meta = fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
     let sidecar_path = sidecar_path(&path);
@@ -106,7 +110,7 @@ pub fn prepare(data_dir: &Path, lines: u64, shared: &Path) -> Result<Dataset> {
 
 /// Runs the generator into `FILE.tmp` and renames it into place once it succeeded, so an
 /// interrupted generation never leaves a short file behind.
-fn generate(shared: &Path, lines: u64, path: &Path) -> Result<()> {
+fn generate(shared: &Path, lines: u64, path: &Path, format: DataFormat) -> Result<()> {
     let script = shared.join("bench").join("gen_logs.py");
     if !script.is_file() {
         bail!(
@@ -121,13 +125,13 @@ fn generate(shared: &Path, lines: u64, path: &Path) -> Result<()> {
         script.display()
     );
     let started = Instant::now();
-    let tmp = path.with_extension("ndjson.tmp");
+    let tmp = path.with_extension(format!("{}.tmp", format.extension()));
     let out = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let status = Command::new("python3")
         .arg(&script)
         .args([
             "--format",
-            "json",
+            format.generator_name(),
             "--lines",
             &lines.to_string(),
             "--seed",
@@ -291,8 +295,18 @@ mod tests {
 
     #[test]
     fn file_names() {
-        assert_eq!(data_file_name(2_000_000), "events-2m.ndjson");
-        assert_eq!(data_file_name(10_000), "events-10000.ndjson");
+        assert_eq!(
+            data_file_name(2_000_000, DataFormat::Json),
+            "events-2m.ndjson"
+        );
+        assert_eq!(
+            data_file_name(10_000, DataFormat::Json),
+            "events-10000.ndjson"
+        );
+        assert_eq!(
+            data_file_name(2_000_000, DataFormat::Syslog),
+            "events-2m.syslog"
+        );
     }
 
     #[test]

@@ -1,19 +1,25 @@
-//! `sluice-perf`: the end-to-end workload harness. Runs the standard file workloads (W1-W3 of
-//! `../shared/bench/README.md`) against a built `sluice` binary, times each run from spawn until
-//! the sink has counted every expected event, and reports the median of several runs.
+//! `sluice-perf`: the end-to-end workload harness. Runs the standard workloads (W1-W5 of
+//! `../shared/bench/README.md`) against a built `sluice` binary, times each run (file workloads
+//! from spawn, network ones from the moment the sender starts) until the sink has counted every
+//! expected event, and reports the median of several runs.
 //!
 //! Modules: [`paths`] finds the workspace, shared folder and binary; [`data`] generates and
-//! counts the input; [`workloads`] writes the pipelines; [`runner`] drives one run;
-//! [`metrics`] scrapes `/metrics`; [`measure`] reads `/proc`; [`report`] holds the results.
+//! counts the input; [`workloads`] writes the pipelines; [`sender`] drives W4/W5's input over
+//! TCP and HTTP; [`runner`] drives one run; [`metrics`] scrapes `/metrics`; [`measure`] reads
+//! `/proc`; [`report`] holds the results.
 
 mod data;
+mod latency;
 mod measure;
 mod metrics;
 mod paths;
 mod report;
 mod runner;
+mod sender;
 mod workloads;
 
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,14 +32,14 @@ use serde::Serialize;
 use crate::data::Dataset;
 use crate::report::{FailedRun, WorkloadReport};
 use crate::runner::RunSpec;
-use crate::workloads::Workload;
+use crate::workloads::{DataFormat, Workload};
 
 /// Run the standard end-to-end workloads against the `sluice` binary and report events/s,
 /// MB/s, CPU seconds, events per CPU-second and peak RSS (median of --runs runs).
 #[derive(Debug, Parser)]
 #[command(name = "sluice-perf", version)]
 struct Cli {
-    /// Workloads to run, in order (default: W1 W2 W3).
+    /// Workloads to run, in order (default: all, W1 to W5).
     #[arg(value_enum, ignore_case = true, value_name = "WORKLOAD")]
     workloads: Vec<Workload>,
 
@@ -49,7 +55,8 @@ struct Cli {
     #[arg(long, default_value = "/tmp/bench-data")]
     data_dir: PathBuf,
 
-    /// Lines of generated input (events-2m.ndjson for 2,000,000, events-N.ndjson otherwise).
+    /// Lines of generated input (events-2m.ndjson / events-2m.syslog for 2,000,000,
+    /// events-N.EXT otherwise).
     #[arg(long, default_value_t = data::STANDARD_LINES, value_parser = clap::value_parser!(u64).range(1..))]
     lines: u64,
 
@@ -81,6 +88,20 @@ struct Cli {
     /// Also write the results to perf/results/NAME.json.
     #[arg(long, value_name = "NAME")]
     save: Option<String>,
+
+    /// Instead of the workloads: measure end-to-end latency at a steady --rate (sluice-loadgen
+    /// → syslog over TCP → parse → http sink → sluice-loadgen --listen), with Sluice's CPU use
+    /// and peak RSS at that rate.
+    #[arg(long, conflicts_with = "workloads")]
+    latency: bool,
+
+    /// --latency: events per second.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    rate: u64,
+
+    /// --latency: seconds of sending.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(4..))]
+    seconds: u64,
 }
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
@@ -104,6 +125,9 @@ fn main() -> ExitCode {
 
 /// Runs everything; `Ok(false)` when some run failed under `--keep-going`.
 fn run(cli: &Cli) -> Result<bool> {
+    if cli.latency {
+        return run_latency(cli);
+    }
     let workloads = if cli.workloads.is_empty() {
         Workload::ALL.to_vec()
     } else {
@@ -113,14 +137,24 @@ fn run(cli: &Cli) -> Result<bool> {
         save_path(name)?; // reject a bad name before the long part
     }
     let sluice = paths::resolve_sluice_binary(cli.sluice.as_deref())?;
-    let dataset = data::prepare(&cli.data_dir, cli.lines, &paths::shared_dir())?;
+    let mut datasets = BTreeMap::new();
+    for w in &workloads {
+        let format = w.data_format();
+        if let Entry::Vacant(slot) = datasets.entry(format) {
+            let dataset = data::prepare(&cli.data_dir, cli.lines, &paths::shared_dir(), format)?;
+            eprintln!(
+                "data {} ({} lines, {} debug, {:.1} MB)",
+                dataset.path.display(),
+                dataset.counts.lines,
+                dataset.counts.debug_lines,
+                dataset.bytes as f64 / 1e6,
+            );
+            slot.insert(dataset);
+        }
+    }
     eprintln!(
-        "sluice {} · data {} ({} lines, {} debug, {:.1} MB) · {} shards · {} run(s) each",
+        "sluice {} · {} shards · {} run(s) each",
         sluice.display(),
-        dataset.path.display(),
-        dataset.counts.lines,
-        dataset.counts.debug_lines,
-        dataset.bytes as f64 / 1e6,
         cli.shards,
         cli.runs
     );
@@ -128,7 +162,8 @@ fn run(cli: &Cli) -> Result<bool> {
     let mut reports = Vec::new();
     let mut all_ok = true;
     for &workload in &workloads {
-        let report = run_workload(cli, workload, &sluice, &dataset)?;
+        let dataset = &datasets[&workload.data_format()];
+        let report = run_workload(cli, workload, &sluice, dataset)?;
         all_ok &= report.failed_runs.is_empty();
         if cli.json {
             println!("{}", serde_json::to_string(&report)?);
@@ -139,7 +174,7 @@ fn run(cli: &Cli) -> Result<bool> {
         print!("{}", report::render_table(&reports));
     }
     if let Some(name) = &cli.save {
-        let path = save(name, cli, &sluice, &dataset, &reports)?;
+        let path = save(name, cli, &sluice, &datasets, &reports)?;
         eprintln!("saved {}", path.display());
     }
     Ok(all_ok)
@@ -197,6 +232,57 @@ fn run_workload(
     Ok(WorkloadReport::new(workload.id(), runs, failed))
 }
 
+/// The latency measurement (see [`latency`]), printed and optionally saved.
+fn run_latency(cli: &Cli) -> Result<bool> {
+    let sluice = paths::resolve_sluice_binary(cli.sluice.as_deref())?;
+    let loadgen = sluice.with_file_name("sluice-loadgen");
+    if !loadgen.is_file() {
+        bail!(
+            "{} is missing: build it with `cargo build --release -p sluice-loadgen`",
+            loadgen.display()
+        );
+    }
+    eprintln!(
+        "latency: {} events/s for {} s, syslog over TCP → parse → http sink ({} shards)",
+        cli.rate, cli.seconds, cli.shards
+    );
+    let report = latency::run(&latency::LatencySpec {
+        sluice: &sluice,
+        loadgen: &loadgen,
+        rate: cli.rate,
+        seconds: cli.seconds,
+        shards: cli.shards,
+    })?;
+    if cli.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "sent {} received {} (missing {}, duplicates {})
+             latency p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms
+             sluice CPU {:.3} cores, peak RSS {:.1} MiB",
+            report.sent,
+            report.received,
+            report.missing,
+            report.duplicates,
+            report.p50_ms,
+            report.p90_ms,
+            report.p99_ms,
+            report.p999_ms,
+            report.max_ms,
+            report.cpu_cores,
+            report.peak_rss_mib
+        );
+    }
+    if let Some(name) = &cli.save {
+        let path = save_path(name)?;
+        fs::create_dir_all(paths::results_dir())?;
+        fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("saved {}", path.display());
+    }
+    Ok(report.missing == 0)
+}
+
 /// `perf/results/NAME.json`; NAME must be a plain file name.
 fn save_path(name: &str) -> Result<PathBuf> {
     let stem = name.strip_suffix(".json").unwrap_or(name);
@@ -212,8 +298,8 @@ struct SavedResults<'a> {
     name: &'a str,
     unix_time: u64,
     sluice: String,
-    data_file: String,
-    data_bytes: u64,
+    /// The input files, with their sizes in bytes.
+    data_files: BTreeMap<String, u64>,
     lines: u64,
     shards: u32,
     runs: u32,
@@ -225,7 +311,7 @@ fn save(
     name: &str,
     cli: &Cli,
     sluice: &Path,
-    dataset: &Dataset,
+    datasets: &BTreeMap<DataFormat, Dataset>,
     reports: &[WorkloadReport],
 ) -> Result<PathBuf> {
     let path = save_path(name)?;
@@ -236,9 +322,11 @@ fn save(
             .map(|d| d.as_secs())
             .unwrap_or(0),
         sluice: sluice.display().to_string(),
-        data_file: dataset.path.display().to_string(),
-        data_bytes: dataset.bytes,
-        lines: dataset.counts.lines,
+        data_files: datasets
+            .values()
+            .map(|d| (d.path.display().to_string(), d.bytes))
+            .collect(),
+        lines: cli.lines,
         shards: cli.shards,
         runs: cli.runs,
         cpus: std::thread::available_parallelism()
@@ -275,7 +363,9 @@ mod tests {
         assert_eq!(cli.lines, 2_000_000);
         assert_eq!(cli.timeout, 300.0);
         assert_eq!(cli.data_dir, PathBuf::from("/tmp/bench-data"));
-        assert!(Cli::try_parse_from(["sluice-perf", "W4"]).is_err());
+        assert!(Cli::try_parse_from(["sluice-perf", "W6"]).is_err());
+        let cli = Cli::try_parse_from(["sluice-perf", "w4", "W5"]).unwrap();
+        assert_eq!(cli.workloads, vec![Workload::W4, Workload::W5]);
         assert!(Cli::try_parse_from(["sluice-perf", "--runs", "0"]).is_err());
         assert!(Cli::try_parse_from(["sluice-perf", "--timeout", "-1"]).is_err());
     }

@@ -18,6 +18,7 @@ use crate::data::{self, Dataset};
 use crate::measure;
 use crate::metrics;
 use crate::report::{Figures, RunReport};
+use crate::sender::{self, Sender};
 use crate::workloads::{pipeline_toml, PipelineParams, Workload, SINK_ID};
 
 /// How often `/metrics` is polled; the resolution of the timing.
@@ -89,6 +90,10 @@ fn run_in(
     let expected = spec.workload.expected_events(&spec.dataset.counts);
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let source_port = free_port()?;
+    let source_addr = SocketAddr::from(([127, 0, 0, 1], source_port));
+    // Network workloads: the sender's input is read and cut before sluice starts.
+    let sender = Sender::prepare(spec.workload.delivery(), &spec.dataset.path)?;
     let engine_data = dir.join("data");
     fs::create_dir_all(&engine_data)
         .with_context(|| format!("creating {}", engine_data.display()))?;
@@ -97,6 +102,7 @@ fn run_in(
         data_dir: utf8(&engine_data)?.to_string(),
         port,
         input: utf8(&spec.dataset.path)?.to_string(),
+        source_port,
         run_id: run_id.to_string(),
     };
     let config = dir.join("pipeline.toml");
@@ -113,13 +119,24 @@ fn run_in(
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr);
-    let started = Instant::now();
+    let mut started = Instant::now();
     let mut child = ChildGuard::new(
         command
             .spawn()
             .with_context(|| format!("starting {}", spec.sluice.display()))?,
     );
     let pid = child.child.id();
+
+    // File workloads are timed from spawn; network ones from the moment the sender starts,
+    // once the source listens.
+    let sending = match sender {
+        Some(sender) => {
+            sender::wait_listening(source_addr, started + spec.timeout)?;
+            started = Instant::now();
+            Some(sender.start(source_addr))
+        }
+        None => None,
+    };
 
     let (seconds, at_completion) = wait_for_count(spec, &mut child, addr, expected, started)?;
 
@@ -133,8 +150,22 @@ fn run_in(
         _ => at_completion,
     };
 
-    let status = child.terminate(spec.shutdown_timeout)?;
     let mut problems = Vec::new();
+    if let Some(sending) = sending {
+        match sending.join() {
+            Ok(Ok(stats)) => {
+                if stats.retries > 0 {
+                    eprintln!(
+                        "  {} run {}: {} of {} requests were answered 503 and sent again",
+                        spec.workload, spec.run, stats.retries, stats.requests
+                    );
+                }
+            }
+            Ok(Err(e)) => problems.push(format!("the sender failed: {e:#}")),
+            Err(_) => problems.push("the sender thread panicked".to_string()),
+        }
+    }
+    let status = child.terminate(spec.shutdown_timeout)?;
     let exit_code = match status.code() {
         Some(code) => {
             if code != 0 {

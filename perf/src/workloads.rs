@@ -1,5 +1,6 @@
-//! The standard file workloads W1-W3 (`../shared/bench/README.md`): which events each one's
-//! sink must receive, and the pipeline TOML that `sluice run` is given for it.
+//! The standard workloads W1-W5 (`../shared/bench/README.md`): which input each one reads,
+//! which events its sink must receive, how the input reaches Sluice (a file it tails, or a
+//! sender the harness runs), and the pipeline TOML that `sluice run` is given for it.
 
 use std::fmt::{self, Write as _};
 use std::path::PathBuf;
@@ -11,8 +12,7 @@ use crate::data::Counts;
 /// The sink every workload counts at: `sluice_events_in_total{component="count"}`.
 pub const SINK_ID: &str = "count";
 
-/// One of the file workloads. (W4 syslog over TCP and W5 HTTP need a network sender and are not
-/// run by this harness yet.)
+/// One of the standard workloads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum)]
 pub enum Workload {
     /// file → parse JSON → drop debug → add `env = "prod"` → blackhole
@@ -24,16 +24,87 @@ pub enum Workload {
     /// as W1, but the sink writes NDJSON to /dev/shm
     #[value(name = "W3")]
     W3,
+    /// RFC 5424 over one TCP connection → parse syslog → blackhole
+    #[value(name = "W4")]
+    W4,
+    /// HTTP NDJSON, 1,000 events per request, 4 keep-alive connections → parse JSON → blackhole
+    #[value(name = "W5")]
+    W5,
+}
+
+/// The generator format a workload's input file is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DataFormat {
+    Json,
+    Syslog,
+}
+
+impl DataFormat {
+    /// The `--format` of `gen_logs.py`.
+    pub fn generator_name(self) -> &'static str {
+        match self {
+            DataFormat::Json => "json",
+            DataFormat::Syslog => "syslog",
+        }
+    }
+
+    /// The data file's extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            DataFormat::Json => "ndjson",
+            DataFormat::Syslog => "syslog",
+        }
+    }
+}
+
+/// How the input reaches Sluice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Sluice tails the data file; the clock starts at spawn.
+    File,
+    /// The harness replays the file over one TCP connection (like `socat -b 262144`); the clock
+    /// starts when the sender starts.
+    TcpReplay,
+    /// The harness POSTs the file as NDJSON bodies of `batch` lines over `connections`
+    /// keep-alive HTTP/1.1 connections (like `send_http.py`); the clock starts when the sender
+    /// starts.
+    HttpPost { batch: usize, connections: usize },
 }
 
 impl Workload {
-    pub const ALL: [Workload; 3] = [Workload::W1, Workload::W2, Workload::W3];
+    pub const ALL: [Workload; 5] = [
+        Workload::W1,
+        Workload::W2,
+        Workload::W3,
+        Workload::W4,
+        Workload::W5,
+    ];
 
     pub fn id(self) -> &'static str {
         match self {
             Workload::W1 => "W1",
             Workload::W2 => "W2",
             Workload::W3 => "W3",
+            Workload::W4 => "W4",
+            Workload::W5 => "W5",
+        }
+    }
+
+    pub fn data_format(self) -> DataFormat {
+        match self {
+            Workload::W4 => DataFormat::Syslog,
+            _ => DataFormat::Json,
+        }
+    }
+
+    pub fn delivery(self) -> Delivery {
+        match self {
+            Workload::W1 | Workload::W2 | Workload::W3 => Delivery::File,
+            Workload::W4 => Delivery::TcpReplay,
+            Workload::W5 => Delivery::HttpPost {
+                batch: 1000,
+                connections: 4,
+            },
         }
     }
 
@@ -44,6 +115,10 @@ impl Workload {
             Workload::W3 => {
                 "file → parse JSON → filter level != debug → add env → file on /dev/shm"
             }
+            Workload::W4 => "syslog RFC 5424 over one TCP connection → parse syslog → blackhole",
+            Workload::W5 => {
+                "HTTP POST NDJSON (1,000 per request, 4 connections) → parse JSON → blackhole"
+            }
         }
     }
 
@@ -51,7 +126,7 @@ impl Workload {
     pub fn expected_events(self, counts: &Counts) -> u64 {
         match self {
             Workload::W1 | Workload::W3 => counts.non_debug(),
-            Workload::W2 => counts.lines,
+            Workload::W2 | Workload::W4 | Workload::W5 => counts.lines,
         }
     }
 
@@ -61,7 +136,7 @@ impl Workload {
             Workload::W3 => Some(PathBuf::from(format!(
                 "/dev/shm/sluice-perf-w3-{run_id}.ndjson"
             ))),
-            Workload::W1 | Workload::W2 => None,
+            _ => None,
         }
     }
 }
@@ -81,8 +156,10 @@ pub struct PipelineParams {
     pub data_dir: String,
     /// Port of the API (`/metrics`) on 127.0.0.1.
     pub port: u16,
-    /// The input file.
+    /// The input file (file workloads).
     pub input: String,
+    /// Port on 127.0.0.1 the network source listens on (W4, W5).
+    pub source_port: u16,
     /// Unique id of this run, used in output file names.
     pub run_id: String,
 }
@@ -101,20 +178,58 @@ pub fn pipeline_toml(workload: Workload, p: &PipelineParams) -> String {
          \n\
          [api]\n\
          address = \"127.0.0.1:{port}\"\n\
-         \n\
-         [sources.in]\n\
-         type = \"file\"\n\
-         include = [{input}]\n\
-         read_from = \"beginning\"\n",
+         \n",
         id = workload.id(),
         desc = workload.description(),
         shards = p.shards,
         data_dir = toml_str(&p.data_dir),
         port = p.port,
-        input = toml_str(&p.input),
     );
+    match workload.delivery() {
+        Delivery::File => {
+            let _ = write!(
+                t,
+                "[sources.in]\n\
+                 type = \"file\"\n\
+                 include = [{input}]\n\
+                 read_from = \"beginning\"\n",
+                input = toml_str(&p.input),
+            );
+        }
+        Delivery::TcpReplay => {
+            let _ = write!(
+                t,
+                "[sources.in]\n\
+                 type = \"syslog\"\n\
+                 mode = \"tcp\"\n\
+                 address = \"127.0.0.1:{}\"\n\
+                 format = \"rfc5424\"\n",
+                p.source_port
+            );
+        }
+        Delivery::HttpPost { .. } => {
+            let _ = write!(
+                t,
+                "[sources.in]\n\
+                 type = \"http\"\n\
+                 address = \"127.0.0.1:{}\"\n",
+                p.source_port
+            );
+        }
+    }
     let sink_input = match workload {
-        Workload::W2 => "in",
+        // The syslog source parses on the shards by itself (an implicit `in:parse`).
+        Workload::W2 | Workload::W4 => "in",
+        Workload::W5 => {
+            t.push_str(
+                "\n\
+                 [transforms.parse]\n\
+                 type = \"parse\"\n\
+                 inputs = [\"in\"]\n\
+                 format = \"json\"\n",
+            );
+            "parse"
+        }
         Workload::W1 | Workload::W3 => {
             t.push_str(
                 "\n\
@@ -189,6 +304,7 @@ mod tests {
             data_dir: "/tmp/sluice-perf-x/data".into(),
             port: 18686,
             input: "/tmp/bench-data/events-2m.ndjson".into(),
+            source_port: 19514,
             run_id: "123-1".into(),
         }
     }
@@ -213,6 +329,14 @@ mod tests {
             .iter()
             .map(|i| i.as_str().unwrap().to_string())
             .collect()
+    }
+
+    fn check_engine(v: &Value) {
+        assert_eq!(v["engine"]["shards"].as_integer(), Some(2));
+        assert_eq!(v["api"]["address"].as_str(), Some("127.0.0.1:18686"));
+        assert_eq!(keys(v, "sources"), vec!["in"]);
+        assert_eq!(keys(v, "sinks"), vec![SINK_ID]);
+        assert_eq!(v["sinks"][SINK_ID]["type"].as_str(), Some("blackhole"));
     }
 
     fn check_common(v: &Value) {
@@ -283,6 +407,41 @@ mod tests {
     }
 
     #[test]
+    fn w4_pipeline() {
+        let v = parse(Workload::W4);
+        check_engine(&v);
+        let src = &v["sources"]["in"];
+        assert_eq!(src["type"].as_str(), Some("syslog"));
+        assert_eq!(src["mode"].as_str(), Some("tcp"));
+        assert_eq!(src["address"].as_str(), Some("127.0.0.1:19514"));
+        assert_eq!(src["format"].as_str(), Some("rfc5424"));
+        assert!(v.get("transforms").is_none());
+        assert_eq!(inputs(&v, "sinks", SINK_ID), vec!["in"]);
+        assert_eq!(Workload::W4.data_format(), DataFormat::Syslog);
+        assert_eq!(Workload::W4.delivery(), Delivery::TcpReplay);
+    }
+
+    #[test]
+    fn w5_pipeline() {
+        let v = parse(Workload::W5);
+        check_engine(&v);
+        let src = &v["sources"]["in"];
+        assert_eq!(src["type"].as_str(), Some("http"));
+        assert_eq!(src["address"].as_str(), Some("127.0.0.1:19514"));
+        assert_eq!(keys(&v, "transforms"), vec!["parse"]);
+        assert_eq!(v["transforms"]["parse"]["format"].as_str(), Some("json"));
+        assert_eq!(inputs(&v, "transforms", "parse"), vec!["in"]);
+        assert_eq!(inputs(&v, "sinks", SINK_ID), vec!["parse"]);
+        assert_eq!(
+            Workload::W5.delivery(),
+            Delivery::HttpPost {
+                batch: 1000,
+                connections: 4
+            }
+        );
+    }
+
+    #[test]
     fn odd_paths_are_escaped() {
         let mut p = params();
         p.input = "/tmp/we\"ird\\dir/\tx.ndjson".into();
@@ -302,5 +461,7 @@ mod tests {
         assert_eq!(Workload::W1.expected_events(&c), 1_199_154);
         assert_eq!(Workload::W2.expected_events(&c), 2_000_000);
         assert_eq!(Workload::W3.expected_events(&c), 1_199_154);
+        assert_eq!(Workload::W4.expected_events(&c), 2_000_000);
+        assert_eq!(Workload::W5.expected_events(&c), 2_000_000);
     }
 }

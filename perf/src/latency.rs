@@ -1,0 +1,179 @@
+//! The latency measurement: `sluice-loadgen` sends RFC 5424 syslog over TCP at a steady rate to
+//! a `syslog` source, Sluice parses it and its `http` sink posts it back to the same
+//! `sluice-loadgen`, listening, which reports end-to-end latency percentiles (HDR histogram,
+//! from the send time stamped in each event, corrected for coordinated omission). Meanwhile
+//! the harness samples Sluice's CPU use over the steady part of the run and its peak RSS.
+
+use std::fs::{self, File};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Serialize;
+
+use crate::measure;
+use crate::metrics;
+
+/// What one latency run is asked to do.
+pub struct LatencySpec<'a> {
+    pub sluice: &'a Path,
+    pub loadgen: &'a Path,
+    /// Events per second, sent open loop.
+    pub rate: u64,
+    /// Seconds of sending.
+    pub seconds: u64,
+    pub shards: u32,
+}
+
+/// What one latency run measured.
+#[derive(Debug, Serialize)]
+pub struct LatencyReport {
+    pub rate: u64,
+    pub seconds: u64,
+    pub sent: u64,
+    pub received: u64,
+    pub missing: u64,
+    pub duplicates: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    /// Sluice's CPU use over the middle of the run (after a warm-up), in cores.
+    pub cpu_cores: f64,
+    pub peak_rss_mib: f64,
+}
+
+/// Seconds at the start of the run that the CPU sample leaves out (connections, first
+/// allocations).
+const WARM_UP: Duration = Duration::from_secs(2);
+
+pub fn run(spec: &LatencySpec<'_>) -> Result<LatencyReport> {
+    if spec.seconds <= WARM_UP.as_secs() + 1 {
+        bail!(
+            "--seconds must be more than {} for a latency run",
+            WARM_UP.as_secs() + 1
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("sluice-perf-latency-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("data"))?;
+    let (api, source, back) = (free_port()?, free_port()?, free_port()?);
+    let config = dir.join("pipeline.toml");
+    fs::write(
+        &config,
+        format!(
+            "# latency: syslog over TCP → parse → http sink back to sluice-loadgen --listen\n\
+             [engine]\nshards = {shards}\ndata_dir = \"{data}\"\n\n\
+             [api]\naddress = \"127.0.0.1:{api}\"\n\n\
+             [sources.in]\ntype = \"syslog\"\nmode = \"tcp\"\naddress = \"127.0.0.1:{source}\"\n\
+             format = \"rfc5424\"\n\n\
+             [sinks.back]\ntype = \"http\"\ninputs = [\"in\"]\nuri = \"http://127.0.0.1:{back}/\"\n\
+             batch_timeout = \"1ms\"\n",
+            shards = spec.shards,
+            data = dir.join("data").display(),
+        ),
+    )?;
+    let log = File::create(dir.join("sluice.log"))?;
+    let mut sluice = Command::new(spec.sluice)
+        .arg("run")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", spec.sluice.display()))?;
+    let result = measure_run(spec, &mut sluice, api, source, back);
+    let _ = sluice.kill();
+    let _ = sluice.wait();
+    if result.is_ok() {
+        let _ = fs::remove_dir_all(&dir);
+    } else {
+        eprintln!("  latency run files kept in {}", dir.display());
+    }
+    result
+}
+
+fn measure_run(
+    spec: &LatencySpec<'_>,
+    sluice: &mut std::process::Child,
+    api: u16,
+    source: u16,
+    back: u16,
+) -> Result<LatencyReport> {
+    let api_addr = SocketAddr::from(([127, 0, 0, 1], api));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metrics::http_get(api_addr, "/ready", Duration::from_secs(1)).is_err() {
+        if let Some(status) = sluice.try_wait()? {
+            bail!("sluice ended at start: {status}");
+        }
+        if Instant::now() > deadline {
+            bail!("sluice was not ready within 30 s");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let pid = sluice.id();
+    let loadgen = Command::new(spec.loadgen)
+        .args([
+            "--format",
+            "syslog5424",
+            "--rate",
+            &spec.rate.to_string(),
+            "--duration",
+            &format!("{}s", spec.seconds),
+            "-o",
+            &format!("tcp://127.0.0.1:{source}"),
+            "--listen",
+            &format!("127.0.0.1:{back}"),
+            "--json",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", spec.loadgen.display()))?;
+    thread::sleep(WARM_UP);
+    let (cpu0, t0) = (measure::cpu_seconds(pid)?, Instant::now());
+    thread::sleep(Duration::from_secs(spec.seconds) - WARM_UP - Duration::from_secs(1));
+    let (cpu1, t1) = (measure::cpu_seconds(pid)?, Instant::now());
+    let out = loadgen.wait_with_output()?;
+    let peak_rss_kib = measure::peak_rss_kib(pid)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: serde_json::Value = stdout
+        .lines()
+        .chain(stderr.lines())
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| anyhow!("sluice-loadgen printed no JSON summary:\n{stderr}"))?;
+    if !out.status.success() {
+        bail!("sluice-loadgen failed ({}):\n{stderr}", out.status);
+    }
+    let lat = &summary["latency"];
+    let num = |v: &serde_json::Value, k: &str| -> Result<f64> {
+        v[k].as_f64()
+            .ok_or_else(|| anyhow!("no {k} in the loadgen summary: {summary}"))
+    };
+    Ok(LatencyReport {
+        rate: spec.rate,
+        seconds: spec.seconds,
+        sent: num(&summary, "sent")? as u64,
+        received: num(lat, "received")? as u64,
+        missing: num(lat, "missing")? as u64,
+        duplicates: num(lat, "duplicates")? as u64,
+        p50_ms: num(lat, "p50_ms")?,
+        p90_ms: num(lat, "p90_ms")?,
+        p99_ms: num(lat, "p99_ms")?,
+        p999_ms: num(lat, "p999_ms")?,
+        max_ms: num(lat, "max_ms")?,
+        cpu_cores: (cpu1 - cpu0) / t1.duration_since(t0).as_secs_f64(),
+        peak_rss_mib: measure::kib_to_mib(peak_rss_kib),
+    })
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
