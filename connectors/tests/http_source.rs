@@ -734,6 +734,31 @@ fn slowloris_is_cut() {
 }
 
 #[test]
+fn malformed_requests_are_answered_400_and_counted() {
+    let h = start(json!({}));
+    assert_eq!(h.rejected("bad_request"), 0);
+    for garbage in [
+        &b"GARBAGE \x00\xff NONSENSE\r\n\r\n"[..],
+        b"POST /log HTTP/1.1\r\nHost x no colon\r\n\r\n",
+    ] {
+        let mut s = connect(h.addr);
+        s.write_all(garbage).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let r = read_response(&mut s, false).unwrap();
+        assert_eq!(r.status, 400);
+    }
+    let t0 = Instant::now();
+    while h.rejected("bad_request") < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(h.rejected("bad_request"), 2);
+    assert_eq!(h.rejected("idle_timeout"), 0);
+    assert_eq!(h.post("/log", &[], b"{}").status, 200);
+}
+
+#[test]
 fn connection_limit() {
     let h = start(json!({ "max_connections": 2 }));
     let a = connect(h.addr);

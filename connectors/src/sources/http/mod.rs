@@ -228,10 +228,13 @@ pub enum Reject {
     IdleTimeout,
     TooManyConnections,
     TlsHandshake,
+    /// A request hyper could not parse (garbage request line, bad headers): answered 400
+    /// and the connection closed.
+    BadRequest,
 }
 
 impl Reject {
-    pub const ALL: [Reject; 10] = [
+    pub const ALL: [Reject; 11] = [
         Reject::Unauthorized,
         Reject::TooLarge,
         Reject::RateLimited,
@@ -242,6 +245,7 @@ impl Reject {
         Reject::IdleTimeout,
         Reject::TooManyConnections,
         Reject::TlsHandshake,
+        Reject::BadRequest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -256,6 +260,7 @@ impl Reject {
             Reject::IdleTimeout => "idle_timeout",
             Reject::TooManyConnections => "too_many_connections",
             Reject::TlsHandshake => "tls_handshake",
+            Reject::BadRequest => "bad_request",
         }
     }
 }
