@@ -758,6 +758,30 @@ fn malformed_requests_are_answered_400_and_counted() {
     assert_eq!(h.post("/log", &[], b"{}").status, 200);
 }
 
+/// A burst of connections is queued by the kernel, not refused: 600 handshakes complete
+/// while nothing accepts them yet (std's default backlog of 128 would drop the rest).
+#[test]
+fn accept_backlog_holds_a_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::new();
+    let ctx = BuildCtx {
+        shards: 1,
+        batch_size: 64,
+        data_dir: dir.path().to_path_buf(),
+        registry: registry.clone(),
+        lifecycle: Lifecycle::new(),
+    };
+    // Bound, not served: the listener accepts nothing.
+    let (_rt, addr) = config(json!({})).bind(&ctx, "web").expect("bind");
+    let conns: Vec<TcpStream> = (0..600)
+        .map(|i| {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(900))
+                .unwrap_or_else(|e| panic!("connection {i} was not queued: {e}"))
+        })
+        .collect();
+    assert_eq!(conns.len(), 600);
+}
+
 #[test]
 fn connection_limit() {
     let h = start(json!({ "max_connections": 2 }));

@@ -176,6 +176,12 @@ impl HttpSourceConfig {
         let address: SocketAddr = self.address.parse().map_err(|_| "address: invalid")?;
         let listener = std::net::TcpListener::bind(address)
             .map_err(|e| format!("address: cannot listen on {address}: {e}"))?;
+        // A 1024-connection accept backlog (std's is 128): under a burst of connections a
+        // full queue drops handshakes, which leaves clients retrying SYNs for a second or
+        // more, and half-open connections that then wait out `idle_timeout`.
+        // SAFETY: `listen` on a socket this function owns; listening again only changes the
+        // backlog.
+        unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), ACCEPT_BACKLOG) };
         listener
             .set_nonblocking(true)
             .map_err(|e| format!("address: {e}"))?;
@@ -211,6 +217,9 @@ impl HttpSourceConfig {
         Ok((rt, local))
     }
 }
+
+/// Connections the kernel completes and queues before the source accepts them.
+const ACCEPT_BACKLOG: libc::c_int = 1024;
 
 /// Why a request (or connection) was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
