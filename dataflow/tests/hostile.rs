@@ -1,7 +1,8 @@
 //! Hostile input through the real `sluice` binary: a `syslog` source over TCP (small
 //! `max_frame_bytes`, `max_connections` and `idle_timeout`), one over UDP and an `http` source
 //! (API keys, small `max_body_bytes`), each into a file sink, with the parse drops
-//! (`tcp.dropped`, `udp.dropped`, `p.dropped`) in their own file sinks.
+//! (`tcp.dropped`, `udp.dropped`, `p.dropped`) in their own file sinks, and a filter on
+//! `_meta.truncated` after the TCP source.
 //!
 //! Every case sends good data before and after the hostile input and checks the exact lines
 //! that reached the sinks, that the process is still alive, and that `/metrics` counted the
@@ -78,6 +79,16 @@ type = "parse"
 inputs = ["web"]
 format = "json"
 
+[transforms.cut]
+type = "filter"
+inputs = ["tcp"]
+condition = "_meta.truncated == true"
+
+[sinks.tcp_cut]
+type = "file"
+inputs = ["cut"]
+path = "{tcp_cut}"
+
 [sinks.tcp_out]
 type = "file"
 inputs = ["tcp"]
@@ -110,6 +121,7 @@ path = "{web_bad}"
 "#,
                 data = dir.path().join("data").display(),
                 tcp_out = p("tcp_out"),
+                tcp_cut = p("tcp_cut"),
                 tcp_bad = p("tcp_bad"),
                 udp_out = p("udp_out"),
                 udp_bad = p("udp_bad"),
@@ -422,8 +434,9 @@ fn syslog_tcp_truncated_lying_and_oversized_frames() {
             "after-long-lf",
         ],
     );
-    // The cut is flagged (`_meta.truncated` for transforms) and counted.
+    // The cut is flagged (`_meta.truncated`, which a filter picks) and counted.
     assert_eq!(cut.len(), MAX_FRAME);
+    r.expect("tcp_cut", "message", &[cut_msg]);
     let bad = r.expect(
         "tcp_bad",
         "message",
@@ -588,19 +601,32 @@ fn connections() -> usize {
         .unwrap_or(10_000)
 }
 
-#[test]
-fn ten_thousand_connections_opened_and_dropped() {
-    let mut r = Rig::start("30s");
-    r.tcp_send(&lf("before"));
-    r.expect("tcp_out", "message", &["before"]);
-    let n = connections();
+/// The kernel's count of connections dropped because an accept queue was full (all
+/// sockets of the network namespace), from `/proc/net/netstat`.
+fn listen_overflows() -> u64 {
+    let text = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(k, _)| *k == "ListenOverflows")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Opens `n` connections to `port` four at a time and drops them; every other group is
+/// reset (RST) instead of closed (FIN). Returns the accept-queue overflows meanwhile.
+fn open_and_drop(port: u16, n: usize, what: &str) -> u64 {
+    let overflows = listen_overflows();
     let t = Instant::now();
-    // Four at a time; every other group is reset (RST) instead of closed (FIN).
     let mut i = 0;
     while i < n {
         let k = 4.min(n - i);
         let conns: Vec<TcpStream> = (0..k)
-            .map(|_| TcpStream::connect(("127.0.0.1", r.tcp)).unwrap())
+            .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
             .collect();
         if (i / 4) % 2 == 1 {
             conns.iter().for_each(reset_on_close);
@@ -608,40 +634,62 @@ fn ten_thousand_connections_opened_and_dropped() {
         drop(conns);
         i += k;
     }
-    eprintln!("{n} syslog connections in {:?}", t.elapsed());
+    let overflows = listen_overflows() - overflows;
+    eprintln!(
+        "{n} {what} connections in {:?}, {overflows} accept-queue overflows",
+        t.elapsed()
+    );
+    overflows
+}
+
+/// Checks `got` is `want`, or at most `want` when an accept queue overflowed (then the
+/// kernel may have dropped a reset connection before the source could accept it).
+fn exact_unless_overflow(got: f64, want: f64, overflows: u64, what: &str) {
+    if overflows == 0 {
+        assert_eq!(got, want, "{what}");
+    } else {
+        assert!(
+            got <= want && got >= want - overflows as f64,
+            "{what}: {got} vs {want}"
+        );
+    }
+}
+
+#[test]
+fn ten_thousand_connections_opened_and_dropped() {
+    // A short idle_timeout: a connection the kernel left half-open (after an accept-queue
+    // overflow on a loaded machine) is closed soon.
+    let mut r = Rig::start("2s");
+    r.tcp_send(&lf("before"));
+    r.expect("tcp_out", "message", &["before"]);
+    let n = connections();
+    let overflows = open_and_drop(r.tcp, n, "syslog");
     r.wait_value("sluice_syslog_connections_open", TCP, 0.0);
     let accepted = r.value("sluice_syslog_connections_accepted_total", TCP);
     let rejected = r.value("sluice_syslog_connections_rejected_total", TCP);
-    assert_eq!(
+    exact_unless_overflow(
         accepted + rejected,
         (n + 1) as f64,
-        "{accepted} + {rejected}"
+        overflows,
+        "syslog accepted + rejected",
     );
     r.tcp_send(&lf("after"));
     r.expect("tcp_out", "message", &["before", "after"]);
 
     // The same against the http source.
-    let t = Instant::now();
-    let mut i = 0;
-    while i < n {
-        let k = 4.min(n - i);
-        let conns: Vec<TcpStream> = (0..k)
-            .map(|_| TcpStream::connect(("127.0.0.1", r.web)).unwrap())
-            .collect();
-        if (i / 4) % 2 == 1 {
-            conns.iter().for_each(reset_on_close);
-        }
-        drop(conns);
-        i += k;
-    }
-    eprintln!("{n} http connections in {:?}", t.elapsed());
+    let overflows = open_and_drop(r.web, n, "http");
     r.wait_value("sluice_http_connections_open", "component=\"web\"", 0.0);
     let total = r.value("sluice_http_connections_total", "component=\"web\"");
     let refused = r.rejected("too_many_connections");
-    assert_eq!(total + refused, n as f64, "{total} + {refused}");
-    // Closing before a request is neither a bad request nor a timeout.
+    exact_unless_overflow(total + refused, n as f64, overflows, "http connections");
+    // Closing before a request is neither a bad request nor a timeout (a connection left
+    // half-open by an overflow does wait out idle_timeout).
     assert_eq!(r.rejected("bad_request"), 0.0);
-    assert_eq!(r.rejected("idle_timeout"), 0.0);
+    let idle = r.rejected("idle_timeout");
+    assert!(
+        idle <= overflows as f64,
+        "{idle} idle timeouts, {overflows} overflows"
+    );
     assert_eq!(r.post("/log", &["-H", KEY], b"{\"n\":1}"), 200);
     let ev = r.wait_events("web_out", 1);
     assert_eq!(ev[0]["n"], 1);
