@@ -460,6 +460,42 @@ fn syslog_tcp_truncated_lying_and_oversized_frames() {
 }
 
 #[test]
+fn syslog_huge_frames_are_skipped_not_buffered() {
+    let mut r = Rig::start("30s");
+    r.tcp_send(&lf("before"));
+    r.expect("tcp_out", "message", &["before"]);
+    let huge = 32usize << 20;
+    // A 32 MiB octet-counted frame, then a good one: skipped byte for byte, in sync after.
+    let mut d = format!("{huge} ").into_bytes();
+    d.resize(d.len() + huge, b'q');
+    d.extend_from_slice(&octet("after-huge-octet"));
+    // A 32 MiB LF line: cut at max_frame_bytes, the rest skipped up to its LF.
+    let head = syslog("");
+    d.extend_from_slice(head.as_bytes());
+    d.resize(d.len() + huge, b'w');
+    d.push(b'\n');
+    d.extend_from_slice(&lf("after-huge-lf"));
+    r.tcp_send(&d);
+    drop(d);
+    r.wait_dropped("tcp", "oversized", 1.0);
+    r.wait_dropped("tcp", "truncated", 1.0);
+    let cut = "w".repeat(MAX_FRAME - head.len());
+    r.expect(
+        "tcp_out",
+        "message",
+        &["before", "after-huge-octet", &cut, "after-huge-lf"],
+    );
+    let peak = r.peak_rss();
+    eprintln!(
+        "peak RSS after 64 MiB of oversized frames: {} MiB",
+        peak >> 20
+    );
+    assert!(peak < 200 << 20, "VmHWM {} MiB", peak >> 20);
+    assert_eq!(r.dropped("tcp", "truncated_frame"), 0.0);
+    assert_eq!(r.dropped("tcp", "invalid_octet_count"), 0.0);
+}
+
+#[test]
 fn syslog_binary_garbage_over_tcp_and_udp() {
     let mut r = Rig::start("30s");
     r.tcp_send(&lf("before"));
