@@ -778,6 +778,55 @@ fn slowloris_is_cut() {
 }
 
 #[test]
+fn malformed_requests_are_answered_400_and_counted() {
+    let h = start(json!({}));
+    assert_eq!(h.rejected("bad_request"), 0);
+    for garbage in [
+        &b"GARBAGE \x00\xff NONSENSE\r\n\r\n"[..],
+        b"POST /log HTTP/1.1\r\nHost x no colon\r\n\r\n",
+    ] {
+        let mut s = connect(h.addr);
+        s.write_all(garbage).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let r = read_response(&mut s, false).unwrap();
+        assert_eq!(r.status, 400);
+    }
+    let t0 = Instant::now();
+    while h.rejected("bad_request") < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(h.rejected("bad_request"), 2);
+    assert_eq!(h.rejected("idle_timeout"), 0);
+    assert_eq!(h.post("/log", &[], b"{}").status, 200);
+}
+
+/// A burst of connections is queued by the kernel, not refused: 600 handshakes complete
+/// while nothing accepts them yet (std's default backlog of 128 would drop the rest).
+#[test]
+fn accept_backlog_holds_a_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::new();
+    let ctx = BuildCtx {
+        shards: 1,
+        batch_size: 64,
+        data_dir: dir.path().to_path_buf(),
+        registry: registry.clone(),
+        lifecycle: Lifecycle::new(),
+    };
+    // Bound, not served: the listener accepts nothing.
+    let (_rt, addr) = config(json!({})).bind(&ctx, "web").expect("bind");
+    let conns: Vec<TcpStream> = (0..600)
+        .map(|i| {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(900))
+                .unwrap_or_else(|e| panic!("connection {i} was not queued: {e}"))
+        })
+        .collect();
+    assert_eq!(conns.len(), 600);
+}
+
+#[test]
 fn connection_limit() {
     let h = start(json!({ "max_connections": 2 }));
     let a = connect(h.addr);

@@ -1,9 +1,11 @@
 //! Helpers for end-to-end tests that drive the real `sluice` binary: temp dirs, free ports,
-//! bench data from `../shared/bench/gen_logs.py`, a tiny HTTP GET, and process control.
+//! bench data from `../shared/bench/gen_logs.py`, a tiny HTTP GET, and process control
+//! ([`ChildGuard`] kills the child when a test ends, also when it panics).
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -166,4 +168,37 @@ pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Child {
         .stderr(f)
         .spawn()
         .expect("sluice starts")
+}
+
+/// Owns a started `sluice` and kills it (SIGKILL, then reaps it) when dropped, so a test that
+/// panics leaves no process behind. Derefs to the [`Child`], so the helpers above take it.
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    /// [`spawn_logged`], guarded.
+    pub fn spawn_logged(cmd: &mut Command, log: &Path) -> ChildGuard {
+        ChildGuard(spawn_logged(cmd, log))
+    }
+}
+
+impl Deref for ChildGuard {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl DerefMut for ChildGuard {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }

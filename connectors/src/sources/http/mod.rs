@@ -184,6 +184,12 @@ impl HttpSourceConfig {
         let address: SocketAddr = self.address.parse().map_err(|_| "address: invalid")?;
         let listener = std::net::TcpListener::bind(address)
             .map_err(|e| format!("address: cannot listen on {address}: {e}"))?;
+        // A 1024-connection accept backlog (std's is 128): under a burst of connections a
+        // full queue drops handshakes, which leaves clients retrying SYNs for a second or
+        // more, and half-open connections that then wait out `idle_timeout`.
+        // SAFETY: `listen` on a socket this function owns; listening again only changes the
+        // backlog.
+        unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), ACCEPT_BACKLOG) };
         listener
             .set_nonblocking(true)
             .map_err(|e| format!("address: {e}"))?;
@@ -221,6 +227,9 @@ impl HttpSourceConfig {
     }
 }
 
+/// Connections the kernel completes and queues before the source accepts them.
+const ACCEPT_BACKLOG: libc::c_int = 1024;
+
 /// Why a request (or connection) was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reject {
@@ -237,10 +246,13 @@ pub enum Reject {
     IdleTimeout,
     TooManyConnections,
     TlsHandshake,
+    /// A request hyper could not parse (garbage request line, bad headers): answered 400
+    /// and the connection closed.
+    BadRequest,
 }
 
 impl Reject {
-    pub const ALL: [Reject; 10] = [
+    pub const ALL: [Reject; 11] = [
         Reject::Unauthorized,
         Reject::TooLarge,
         Reject::RateLimited,
@@ -251,6 +263,7 @@ impl Reject {
         Reject::IdleTimeout,
         Reject::TooManyConnections,
         Reject::TlsHandshake,
+        Reject::BadRequest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -265,6 +278,7 @@ impl Reject {
             Reject::IdleTimeout => "idle_timeout",
             Reject::TooManyConnections => "too_many_connections",
             Reject::TlsHandshake => "tls_handshake",
+            Reject::BadRequest => "bad_request",
         }
     }
 }

@@ -252,14 +252,27 @@ where
     };
     tokio::select! {
         r = conn.as_mut() => {
-            if r.is_err_and(|e| e.is_timeout()) {
-                shared.metrics.reject(Reject::IdleTimeout);
+            if let Some(why) = r.err().as_ref().and_then(connection_error) {
+                shared.metrics.reject(why);
             }
         }
         _ = stopped => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.as_mut().await;
         }
+    }
+}
+
+/// The rejection a connection's error is counted as: the header timeout, or a request
+/// hyper could not parse (it has answered 400). Other errors (a peer gone mid-answer) are not
+/// the client being refused.
+fn connection_error(e: &hyper::Error) -> Option<Reject> {
+    if e.is_timeout() {
+        Some(Reject::IdleTimeout)
+    } else if e.is_parse() || e.is_parse_too_large() {
+        Some(Reject::BadRequest)
+    } else {
+        None
     }
 }
 
