@@ -78,6 +78,12 @@ pub struct SyslogSourceConfig {
     /// TCP/TLS: connections that send nothing for this long are closed (default 5m).
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: HumanDuration,
+    /// TCP/TLS: a message must arrive whole within this long of its first byte; a connection
+    /// that dribbles (slowloris: a byte now and then, never silent long enough for
+    /// `idle_timeout`) is closed, its partial message kept as truncated, and counted
+    /// (default 30s).
+    #[serde(default = "default_frame_timeout")]
+    pub frame_timeout: HumanDuration,
     /// Events per second per peer IP (default: no limit). Over it, UDP datagrams are dropped
     /// and counted (`rate_limited`); TCP/TLS connections are not read until the bucket
     /// refills (backpressure). The bucket holds one second's worth.
@@ -127,6 +133,9 @@ fn default_max_frame() -> ByteSize {
 fn default_idle_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(300))
 }
+fn default_frame_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
 fn default_receive_buffer() -> ByteSize {
     ByteSize(8 << 20)
 }
@@ -157,6 +166,9 @@ impl SyslogSourceConfig {
         }
         if self.idle_timeout.0 < Duration::from_millis(1) {
             return Err(("idle_timeout", "must be at least 1ms".into()));
+        }
+        if self.frame_timeout.0 < Duration::from_millis(1) {
+            return Err(("frame_timeout", "must be at least 1ms".into()));
         }
         if self.rate_limit == Some(0) {
             return Err((
@@ -208,6 +220,7 @@ impl SyslogSourceConfig {
             max_connections: self.max_connections,
             max_frame: self.max_frame_bytes.0 as usize,
             idle_timeout: self.idle_timeout.0,
+            frame_timeout: self.frame_timeout.0,
             rate_limit: self.rate_limit,
             batch_size: ctx.batch_size.max(1),
         };
@@ -277,6 +290,7 @@ pub(crate) struct Settings {
     pub max_connections: usize,
     pub max_frame: usize,
     pub idle_timeout: Duration,
+    pub frame_timeout: Duration,
     pub rate_limit: Option<u64>,
     pub batch_size: usize,
 }
@@ -295,6 +309,7 @@ pub(crate) struct SyslogMetrics {
     pub accepted: Arc<AtomicU64>,
     pub rejected: Arc<AtomicU64>,
     pub idle_closed: Arc<AtomicU64>,
+    pub slow_closed: Arc<AtomicU64>,
     pub tls_failures: Arc<AtomicU64>,
     pub rate_limit_pauses: Arc<AtomicU64>,
     pub kernel_drops: Arc<AtomicI64>,
@@ -312,6 +327,7 @@ impl SyslogMetrics {
                 accepted: detached(),
                 rejected: detached(),
                 idle_closed: detached(),
+                slow_closed: detached(),
                 tls_failures: detached(),
                 rate_limit_pauses: detached(),
                 kernel_drops: r.gauge(
@@ -345,6 +361,11 @@ impl SyslogMetrics {
             idle_closed: r.counter(
                 "sluice_syslog_connections_idle_closed_total",
                 "Connections closed after idle_timeout without data.",
+                &l,
+            ),
+            slow_closed: r.counter(
+                "sluice_syslog_connections_slow_closed_total",
+                "Connections closed because a message did not arrive whole within frame_timeout (slowloris).",
                 &l,
             ),
             tls_failures: if mode == SyslogMode::Tls {

