@@ -45,6 +45,9 @@ struct BuiltSource {
     runtime: SourceRuntime,
 }
 
+/// How often the supervisor rings the doorbells of sleeping shards (see [`run`]).
+const NUDGE_EVERY: Duration = Duration::from_millis(100);
+
 /// Runs the pipeline to completion. `signal` is set by the signal handler.
 pub fn run(
     config: &Config,
@@ -249,6 +252,7 @@ pub fn run(
     let mut inbound: Vec<Vec<RingRx<Envelope>>> = (0..shards).map(|_| Vec::new()).collect();
     // One doorbell per shard, rung by every producer of its inbound rings.
     let bells: Vec<Arc<Doorbell>> = (0..shards).map(|_| Doorbell::new()).collect();
+    let watched_bells = bells.clone();
     let mut peers: Vec<Vec<RingTx<Envelope>>> = (0..shards).map(|_| Vec::new()).collect();
     if plan.mesh {
         for (from, out) in peers.iter_mut().enumerate() {
@@ -376,8 +380,20 @@ pub fn run(
     let mut quiet_polls = 0;
     let mut clean = true;
     let mut failure: Option<String> = None;
+    let mut last_nudge = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(10));
+        // A sleeping shard wakes on its doorbell or after a 100 ms timer. glommio's timers
+        // can be lost on some virtual machines (DataDog/glommio#547; seen here as a rare stall
+        // with data left in a shard's rings until a signal interrupted its io_uring wait), so
+        // every NUDGE_EVERY each shard that sleeps is rung as if data had arrived; one atomic
+        // load for a shard that is awake.
+        if last_nudge.elapsed() >= NUDGE_EVERY {
+            for bell in &watched_bells {
+                bell.ring();
+            }
+            last_nudge = Instant::now();
+        }
         if let Some(i) = shard_handles.iter().position(|h| h.is_finished()) {
             // A shard ended without being asked to: nothing it owned can make progress.
             let h = shard_handles.remove(i);
@@ -432,6 +448,9 @@ pub fn run(
         }
     }
     lifecycle.stop();
+    for bell in &watched_bells {
+        bell.ring();
+    }
     for h in shard_handles {
         if let Err(e) = h.join() {
             tracing::error!(error = %e, "shard ended with an error");
