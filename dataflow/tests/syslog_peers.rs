@@ -183,13 +183,48 @@ impl Sluice {
             if let Some(status) = self.guard.0.try_wait().unwrap() {
                 panic!("sluice exited early with {status}:\n{}", self.log_text());
             }
-            assert!(
-                start.elapsed() < LIMIT,
-                "{n} of {want} lines within {LIMIT:?}\nsluice log:\n{}\npeer:\n{peer_log}",
-                self.log_text()
-            );
+            if start.elapsed() > LIMIT {
+                self.stalled(n, want, peer_log);
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Fails with what every component counted, then whether a clean stop delivers the rest
+    /// (events held somewhere) or not (events lost).
+    fn stalled(&mut self, n: usize, want: usize, peer_log: &str) -> ! {
+        let metrics = http_get(self.api, "/metrics").unwrap_or_default().1;
+        let counters: Vec<&str> = metrics
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.ends_with(" 0"))
+            .filter(|l| !l.contains("_bucket") && !l.contains("_sum") && !l.contains("_count"))
+            .collect();
+        let _ = Command::new("kill")
+            .arg("-15")
+            .arg(self.guard.0.id().to_string())
+            .status();
+        let start = Instant::now();
+        let code = loop {
+            match self.guard.0.try_wait().unwrap() {
+                Some(status) => break format!("exit {status}"),
+                None if start.elapsed() > LIMIT => break "no exit on SIGTERM".to_string(),
+                None => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        let after = std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        panic!(
+            "{n} of {want} lines within {LIMIT:?} ({after} after SIGTERM: {code}); \
+             dropped: {}\nmetrics:\n{}\nsluice log:\n{}\npeer:\n{peer_log}",
+            std::fs::read_to_string(&self.bad)
+                .unwrap_or_default()
+                .lines()
+                .count(),
+            counters.join("\n"),
+            self.log_text()
+        );
     }
 
     fn metrics(&self) -> String {
