@@ -860,6 +860,33 @@ fn tls_frames_arrive() {
     h.stop();
 }
 
+/// Syslog over TLS is one way: clients like syslog-ng's `loggen` never read. Anything the
+/// server sends after the handshake (TLS 1.3 session tickets) sits unread in the client's
+/// socket, so its `close` becomes a reset that throws away what it had not sent yet.
+#[test]
+fn tls_server_sends_nothing_after_the_handshake() {
+    let pki = Pki::new();
+    let (cert, key, _, _) = pki.leaf("server", false);
+    let mut h = start(serde_json::json!({"mode": "tls", "address": "127.0.0.1:0",
+        "tls": {"cert_file": cert, "key_file": key}}));
+    let mut c = pki.client(h.addr, None);
+    c.write_all(b"<13>one way\n").unwrap();
+    c.flush().unwrap();
+    assert_eq!(
+        c.conn.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    // The server finished its handshake writes before it read this message.
+    assert_eq!(h.wait_for(1, Duration::from_secs(5)), ["<13>one way"]);
+    c.sock.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 64];
+    match c.sock.peek(&mut buf) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the server sent data after the handshake: {other:?}"),
+    }
+    h.stop();
+}
+
 #[test]
 fn tls_client_certificates_are_required_with_a_ca_file() {
     let pki = Pki::new();

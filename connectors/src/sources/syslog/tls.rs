@@ -1,7 +1,8 @@
 //! The rustls server configuration of a `mode = "tls"` syslog source, from PEM files: the
 //! certificate chain, the private key and, when `ca_file` is set, the CAs that client
 //! certificates must chain to (clients without a valid certificate are then refused). The
-//! `ring` crypto provider is used; TLS 1.2 and 1.3 are offered.
+//! `ring` crypto provider is used; TLS 1.2 and 1.3 are offered. No TLS 1.3 session tickets
+//! are sent: the server writes nothing after the handshake.
 
 use super::SyslogTlsConfig;
 use rustls::pki_types::pem::PemObject;
@@ -53,8 +54,12 @@ pub(crate) fn acceptor(t: &SyslogTlsConfig) -> Result<Acceptor, String> {
         }
         None => builder.with_no_client_auth(),
     };
-    let config = builder
+    let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| format!("certificate and key do not fit together: {e}"))?;
+    // Syslog clients only write. TLS 1.3 session tickets sent after the handshake would sit
+    // unread in their sockets, turning their close into a reset that discards whatever they
+    // had not sent yet (syslog-ng's loggen lost the tail of every burst that way).
+    config.send_tls13_tickets = 0;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
