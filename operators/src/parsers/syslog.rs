@@ -415,6 +415,27 @@ fn emit_procid<S: FieldSink>(procid: &[u8], out: &mut S) {
     }
 }
 
+/// True when `text`, which parsed as `t`, is exactly what [`Timestamp::write_rfc3339`] writes
+/// for `t` (UTC with `Z`, a four-digit year, no fraction or the shortest of 3/6/9 digits), so
+/// the original bytes can be kept instead of rendering them again.
+fn is_canonical_rfc3339(text: &[u8], t: Timestamp) -> bool {
+    let ns = t.unix_nanos.rem_euclid(1_000_000_000);
+    let fraction_ok = match text.len() {
+        20 => ns == 0,
+        24 => ns != 0 && ns % 1_000_000 == 0,
+        27 => ns % 1_000 == 0 && ns % 1_000_000 != 0,
+        30 => ns % 1_000 != 0,
+        _ => false,
+    };
+    fraction_ok
+        && text.last() == Some(&b'Z')
+        && text.get(10) == Some(&b'T')
+        && (text.len() == 20 || text.get(19) == Some(&b'.'))
+        // A leap second (`:60`) is written as the next second.
+        && text.get(17..19) != Some(b"60")
+        && text[..4].iter().all(u8::is_ascii_digit)
+}
+
 /// The message part: without a BOM; `None` when empty; an error when not UTF-8.
 fn checked_message(message: &[u8]) -> Result<Option<&[u8]>, ParseError> {
     let message = strip_bom(message);
@@ -541,7 +562,7 @@ impl SyslogParser {
                     Some(offset) => offset,
                     None => (self.year_context)().offset,
                 };
-                Some(civil.to_timestamp(offset).ok_or(ERR_TIMESTAMP)?)
+                Some((field, civil.to_timestamp(offset).ok_or(ERR_TIMESTAMP)?))
             }
         };
         let host = non_nil(header_field(line, &mut pos)?);
@@ -574,8 +595,11 @@ impl SyslogParser {
 
         emit_pri(pri, out);
         out.int(b"version", version as i64);
-        if let Some(t) = timestamp {
-            out.timestamp(b"timestamp", t);
+        match timestamp {
+            // Already written the way we would write it (the usual case): keep the bytes.
+            Some((text, t)) if is_canonical_rfc3339(text, t) => out.str(b"timestamp", text),
+            Some((_, t)) => out.timestamp(b"timestamp", t),
+            None => {}
         }
         if let Some(host) = host {
             out.str(b"host", host);
@@ -1299,6 +1323,8 @@ mod tests {
             ("facility", false),
             ("severity", false),
             ("level", false),
+            // Already canonical RFC 3339: kept as the line's bytes.
+            ("timestamp", true),
             ("host", true),
             ("appname", true),
             ("procid", true),
@@ -1419,6 +1445,34 @@ mod tests {
     mod prop {
         use super::*;
         use proptest::prelude::*;
+
+        proptest! {
+            /// Keeping a timestamp's original bytes is only allowed when rendering it again
+            /// would give exactly those bytes.
+            #[test]
+            fn kept_timestamps_are_the_rendered_ones(
+                y in 1970u32..2100, mo in 1u32..13, d in 1u32..29, h in 0u32..24,
+                mi in 0u32..60, sec in 0u32..61, digits in proptest::sample::select(vec![0usize, 1, 3, 5, 6, 9]),
+                frac in 0u32..1_000_000_000, zulu in any::<bool>(),
+            ) {
+                let mut text = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}");
+                if digits > 0 {
+                    let f = format!("{frac:09}");
+                    text.push('.');
+                    text.push_str(&f[..digits]);
+                }
+                text.push_str(if zulu { "Z" } else { "+00:00" });
+                let civil = rfc3339_civil(text.as_bytes()).unwrap();
+                let t = civil.to_timestamp(0).unwrap();
+                let mut rendered = Vec::new();
+                t.write_rfc3339(&mut rendered);
+                if is_canonical_rfc3339(text.as_bytes(), t) {
+                    prop_assert_eq!(String::from_utf8(rendered).unwrap(), text);
+                } else {
+                    prop_assert!(rendered != text.as_bytes() || !zulu);
+                }
+            }
+        }
 
         /// A generated RFC 5424 message and the fields it should parse to.
         #[derive(Debug, Clone)]
