@@ -86,6 +86,11 @@ impl<T> LocalTask<T> {
     pub async fn join(self) -> T {
         self.0.await
     }
+
+    /// Lets the task run on by itself (dropping a `LocalTask` cancels it).
+    pub fn detach(self) {
+        drop(self.0.detach());
+    }
 }
 
 /// Spawns a task on the current shard (must be called from a shard).

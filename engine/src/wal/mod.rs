@@ -37,6 +37,15 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// A sink's `buffer = { type = "disk", ... }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskBufferConfig {
+    pub max_size: u64,
+    pub when_full: crate::ring::WhenFull,
+    pub sync: SyncMode,
+    pub segment_size: u64,
+}
+
 /// Default segment size.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
 
@@ -140,6 +149,7 @@ pub struct Wal {
     next_seq: u64,
     cursor: u64,
     cursor_generation: u64,
+    synced: Arc<AtomicU64>,
 }
 
 impl Wal {
@@ -157,6 +167,7 @@ impl Wal {
             next_seq: r.next_seq,
             cursor: r.cursor,
             cursor_generation: r.cursor_generation,
+            synced: Arc::new(AtomicU64::new(r.next_seq)),
         })
     }
 
@@ -201,8 +212,24 @@ impl Wal {
             self.next_seq,
             self.index.clone(),
             self.metrics.clone(),
+            self.synced.clone(),
         )
         .await
+    }
+
+    /// Every record below this is durable: recovery's end until the writer starts, then the
+    /// writer's `synced()`, for a reader on another thread.
+    pub fn synced_handle(&self) -> Arc<AtomicU64> {
+        self.synced.clone()
+    }
+
+    /// Bytes the segments take on disk (segment count × segment size; an oversized segment
+    /// counts as one).
+    pub fn disk_bytes(index: &SharedIndex, segment_size: u64) -> u64 {
+        index
+            .lock()
+            .map(|ix| ix.len() as u64 * segment_size)
+            .unwrap_or(0)
     }
 }
 

@@ -49,6 +49,13 @@ impl WalReader {
         }
     }
 
+    /// Moves the reader forward to `seq` (records before it are skipped; never backwards).
+    pub fn seek(&mut self, seq: u64) {
+        if seq > self.next {
+            self.next = seq;
+        }
+    }
+
     /// The sequence number of the record `next` returns.
     pub fn position(&self) -> u64 {
         self.next

@@ -133,8 +133,10 @@ fn poisoned(msg: &str) -> io::Error {
 }
 
 impl<I: WalIo> WalWriter<I> {
-    /// Opens the writer where recovery left the WAL (`tail`, `next_seq`).
-    pub async fn start(
+    /// Opens the writer where recovery left the WAL (`tail`, `next_seq`); through
+    /// [`super::Wal::writer`], which holds every part.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn start(
         io: I,
         dir: &Path,
         cfg: WalConfig,
@@ -142,7 +144,9 @@ impl<I: WalIo> WalWriter<I> {
         next_seq: u64,
         index: SharedIndex,
         metrics: Arc<WalMetrics>,
+        synced_shared: Arc<AtomicU64>,
     ) -> io::Result<WalWriter<I>> {
+        synced_shared.store(next_seq, Ordering::Release);
         let (seg, seg_base, seg_capacity, pos) = match &tail {
             Some(t) => (
                 Some(Rc::new(io.open(&t.path).await?)),
@@ -174,7 +178,7 @@ impl<I: WalIo> WalWriter<I> {
             }),
             notify: Notify::default(),
             written_shared: Arc::new(AtomicU64::new(next_seq)),
-            synced_shared: Arc::new(AtomicU64::new(next_seq)),
+            synced_shared,
         })
     }
 
