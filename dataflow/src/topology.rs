@@ -107,12 +107,20 @@ pub fn run(
             on_exit: exit,
         } = match &s.kind {
             SinkKind::Blackhole(c) => c.build(&ctx, metrics),
-            SinkKind::Console(c) => c.build(&ctx, metrics, s.when_full),
+            SinkKind::Console(c) => c
+                .build(&ctx, metrics, s.when_full, s.buffer)
+                .map_err(|e| anyhow::anyhow!("sink {}: {e}", s.id))?,
+            SinkKind::Http(_) if s.buffer.is_some() => {
+                anyhow::bail!(
+                    "sink {}: disk buffers are not supported on http sinks yet",
+                    s.id
+                )
+            }
             SinkKind::Http(c) => c
                 .build(&ctx, metrics, s.when_full)
                 .map_err(|e| anyhow::anyhow!("sink {}: {e}", s.id))?,
             SinkKind::File(c) => c
-                .build(&ctx, metrics, s.when_full)
+                .build(&ctx, metrics, s.when_full, s.buffer)
                 .map_err(|e| anyhow::anyhow!("sink {}: {e}", s.id))?,
         };
         sink_parts.push(parts);

@@ -855,3 +855,41 @@ fn shipped_configs_validate() {
         );
     }
 }
+
+/// A sink's disk buffer: a good one passes; a bad `sync`, size, `when_full`, type or option
+/// is reported at its key.
+#[test]
+fn disk_buffer_options_are_checked_at_their_key() {
+    let sink = "[sinks.out]\ntype = \"file\"\ninputs = [\"gen\"]\npath = \"/tmp/x.log\"\n";
+    one_good_file(
+        &format!("{GEN}{sink}buffer = {{ type = \"disk\", max_size = \"1GiB\", sync = \"interval:100ms\" }}\n"),
+        &[],
+    );
+    for (buffer, key, fragment) in [
+        (
+            "{ type = \"disk\", sync = \"sometimes\" }",
+            "sinks.out.buffer.sync",
+            "batch",
+        ),
+        (
+            "{ type = \"disk\", max_size = \"lots\" }",
+            "sinks.out.buffer.max_size",
+            "",
+        ),
+        (
+            "{ type = \"disk\", when_full = \"sample\" }",
+            "sinks.out.buffer.when_full",
+            "drop_newest",
+        ),
+        ("{ type = \"tape\" }", "sinks.out.buffer.type", "disk"),
+        (
+            "{ type = \"disk\", maxsize = \"1GiB\" }",
+            "sinks.out.buffer.maxsize",
+            "unknown buffer option",
+        ),
+    ] {
+        let errs = one_bad_file(&format!("{GEN}{sink}buffer = {buffer}\n"), &[]);
+        assert_eq!(errs.len(), 1, "{buffer}: {errs:?}");
+        check(&errs[0], 8, Some(key), &[fragment]);
+    }
+}

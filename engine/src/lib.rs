@@ -29,6 +29,7 @@ pub mod shutdown;
 pub mod source;
 pub mod units;
 pub mod value;
+pub mod wal;
 
 pub use ack::AckToken;
 pub use batch::{Batch, Event};

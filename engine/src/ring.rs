@@ -170,6 +170,11 @@ impl<T> RingRx<T> {
         self.inner.pop().ok()
     }
 
+    /// The item `pop` would return, left in the ring.
+    pub fn peek(&self) -> Option<&T> {
+        self.inner.peek().ok()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.inner.is_empty()
     }

@@ -86,6 +86,11 @@ impl<T> LocalTask<T> {
     pub async fn join(self) -> T {
         self.0.await
     }
+
+    /// Lets the task run on by itself (dropping a `LocalTask` cancels it).
+    pub fn detach(self) {
+        drop(self.0.detach());
+    }
 }
 
 /// Spawns a task on the current shard (must be called from a shard).
@@ -227,5 +232,72 @@ impl ShardFile {
 
     pub async fn close(self) -> io::Result<()> {
         self.inner.close().await.map_err(io::Error::from)
+    }
+}
+
+/// The WAL writer's file operations over the shard's io_uring (glommio's buffered file:
+/// writes land in the page cache, `fdatasync` and `fallocate` are io_uring operations).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ShardWalIo;
+
+/// A WAL segment opened on a shard.
+pub struct ShardWalFile {
+    inner: glommio::io::BufferedFile,
+}
+
+impl crate::wal::WalIo for ShardWalIo {
+    type File = ShardWalFile;
+
+    async fn create(&self, path: &Path) -> io::Result<ShardWalFile> {
+        let inner = glommio::io::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .buffered_open(path)
+            .await
+            .map_err(io::Error::from)?;
+        Ok(ShardWalFile { inner })
+    }
+
+    async fn open(&self, path: &Path) -> io::Result<ShardWalFile> {
+        let inner = glommio::io::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .buffered_open(path)
+            .await
+            .map_err(io::Error::from)?;
+        Ok(ShardWalFile { inner })
+    }
+
+    async fn write_at(&self, file: &ShardWalFile, buf: Vec<u8>, pos: u64) -> io::Result<usize> {
+        file.inner.write_at(buf, pos).await.map_err(io::Error::from)
+    }
+
+    async fn fdatasync(&self, file: &ShardWalFile) -> io::Result<()> {
+        file.inner.fdatasync().await.map_err(io::Error::from)
+    }
+
+    async fn pre_allocate(&self, file: &ShardWalFile, len: u64) -> io::Result<()> {
+        match file.inner.pre_allocate(len, false).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = io::Error::from(e);
+                match e.raw_os_error() {
+                    // No fallocate here: extending the file reads as zeros all the same.
+                    Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => {
+                        file.inner.truncate(len).await.map_err(io::Error::from)
+                    }
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+
+    async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let d = glommio::io::Directory::open(dir)
+            .await
+            .map_err(io::Error::from)?;
+        d.sync().await.map_err(io::Error::from)?;
+        d.close().await.map_err(io::Error::from)
     }
 }

@@ -22,16 +22,74 @@ pub struct Chunk {
     pub events: u64,
     pub created: Instant,
     pub ack: Option<AckToken>,
+    /// The chunk's record in the sink's disk buffer (disk-buffered sinks only).
+    pub wal_seq: Option<u64>,
+}
+
+/// Encodes batches into chunks (the shard-side work every blocking sink shares).
+pub struct Encoder {
+    pub encoding: Encoding,
+    pub template: Option<Template>,
+    pub scratch: String,
+}
+
+impl Encoder {
+    pub fn new(encoding: Encoding, template: Option<Template>) -> Encoder {
+        Encoder {
+            encoding,
+            template,
+            scratch: String::new(),
+        }
+    }
+
+    /// The batch's events encoded and grouped by destination, carrying its acknowledgement.
+    pub fn chunk(&mut self, batch: &Batch) -> Chunk {
+        let mut groups: Vec<(String, Vec<u8>)> = Vec::with_capacity(1);
+        match &mut self.template {
+            Some(t) if !t.is_static() => {
+                for ev in &batch.events {
+                    t.render(batch, ev, &mut self.scratch);
+                    let g = match groups.iter().position(|(k, _)| *k == self.scratch) {
+                        Some(g) => g,
+                        None => {
+                            groups.push((
+                                self.scratch.clone(),
+                                Vec::with_capacity(batch.len() * 300),
+                            ));
+                            groups.len() - 1
+                        }
+                    };
+                    encode_event(self.encoding, batch, ev, &mut groups[g].1);
+                }
+            }
+            t => {
+                let key = t
+                    .as_ref()
+                    .map(|t| t.source().to_string())
+                    .unwrap_or_default();
+                let mut out = Vec::with_capacity(batch.buf().len() + batch.len() * 16);
+                for ev in &batch.events {
+                    encode_event(self.encoding, batch, ev, &mut out);
+                }
+                groups.push((key, out));
+            }
+        }
+        Chunk {
+            groups,
+            events: batch.len() as u64,
+            created: batch.origin.created,
+            ack: batch.ack.clone(),
+            wal_seq: None,
+        }
+    }
 }
 
 /// Shard-side half: encodes and hands bytes to the writer thread.
 pub struct EncodeStub {
-    encoding: Encoding,
+    enc: Encoder,
     when_full: WhenFull,
     dropped: Arc<std::sync::atomic::AtomicU64>,
-    template: Option<Template>,
     tx: RingTx<Chunk>,
-    scratch: String,
 }
 
 impl ShardSink for EncodeStub {
@@ -47,42 +105,7 @@ impl ShardSink for EncodeStub {
                 }
             };
         }
-        let mut groups: Vec<(String, Vec<u8>)> = Vec::with_capacity(1);
-        match &mut self.template {
-            Some(t) if !t.is_static() => {
-                for ev in &batch.events {
-                    t.render(&batch, ev, &mut self.scratch);
-                    let g = match groups.iter().position(|(k, _)| *k == self.scratch) {
-                        Some(g) => g,
-                        None => {
-                            groups.push((
-                                self.scratch.clone(),
-                                Vec::with_capacity(batch.len() * 300),
-                            ));
-                            groups.len() - 1
-                        }
-                    };
-                    encode_event(self.encoding, &batch, ev, &mut groups[g].1);
-                }
-            }
-            t => {
-                let key = t
-                    .as_ref()
-                    .map(|t| t.source().to_string())
-                    .unwrap_or_default();
-                let mut out = Vec::with_capacity(batch.buf().len() + batch.len() * 16);
-                for ev in &batch.events {
-                    encode_event(self.encoding, &batch, ev, &mut out);
-                }
-                groups.push((key, out));
-            }
-        }
-        let chunk = Chunk {
-            groups,
-            events: batch.len() as u64,
-            created: batch.origin.created,
-            ack: batch.ack.clone(),
-        };
+        let chunk = self.enc.chunk(&batch);
         match self.tx.try_push(chunk) {
             Ok(()) => Ok(()),
             Err(_) => Err(batch),
@@ -121,12 +144,10 @@ pub fn stubs(
             metrics.dropped("ring_full"),
         );
         parts.push(Box::new(EncodeStub {
-            encoding,
+            enc: Encoder::new(encoding, template.clone()),
             when_full,
             dropped: metrics.dropped("ring_full"),
-            template: template.clone(),
             tx,
-            scratch: String::new(),
         }));
         rxs.push(rx);
     }

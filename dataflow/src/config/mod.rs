@@ -391,6 +391,8 @@ pub struct SinkDef {
     pub inputs: Vec<String>,
     pub kind: SinkKind,
     pub when_full: WhenFull,
+    /// `buffer = { type = "disk", ... }`; `None` for the memory ring.
+    pub buffer: Option<sluice_engine::wal::DiskBufferConfig>,
 }
 
 /// A loaded, type-checked pipeline (graph checks are separate: [`crate::graph::Graph`]).
@@ -502,6 +504,97 @@ fn toml_words(msg: &str) -> String {
     ]
     .iter()
     .fold(msg, |m, (from, to)| m.replace(from, to))
+}
+
+/// `buffer = { type = "memory" | "disk", max_size, when_full, sync, segment_size }`.
+fn parse_buffer(
+    v: &toml::Value,
+    base: &[String],
+    rep: &mut Reporter,
+) -> Option<sluice_engine::wal::DiskBufferConfig> {
+    use sluice_engine::units::parse_size;
+    use sluice_engine::wal::{DiskBufferConfig, SyncMode, DEFAULT_SEGMENT_SIZE};
+    let at = |key: &str| [base.to_vec(), k(&["buffer", key])].concat();
+    let Some(t) = v.as_table() else {
+        rep.at(
+            &[base.to_vec(), k(&["buffer"])].concat(),
+            "`buffer` must be a table, like { type = \"disk\", max_size = \"10GiB\" }",
+        );
+        return None;
+    };
+    for key in t.keys() {
+        if !["type", "max_size", "when_full", "sync", "segment_size"].contains(&key.as_str()) {
+            rep.at(
+                &at(key),
+                format!("unknown buffer option `{key}` (known: type, max_size, when_full, sync, segment_size)"),
+            );
+        }
+    }
+    match t.get("type").and_then(|x| x.as_str()) {
+        Some("memory") => return None,
+        Some("disk") => {}
+        _ => {
+            rep.at(&at("type"), "expected \"memory\" or \"disk\"");
+            return None;
+        }
+    }
+    let size = |key: &str, default: u64, rep: &mut Reporter| -> u64 {
+        match t.get(key) {
+            None => default,
+            Some(toml::Value::String(s)) => match parse_size(s) {
+                Ok(n) if n > 0 => n,
+                Ok(_) => {
+                    rep.at(&at(key), "must be above zero");
+                    default
+                }
+                Err(e) => {
+                    rep.at(&at(key), e);
+                    default
+                }
+            },
+            Some(toml::Value::Integer(n)) if *n > 0 => *n as u64,
+            Some(_) => {
+                rep.at(&at(key), "expected a size, like \"10GiB\"");
+                default
+            }
+        }
+    };
+    let max_size = size("max_size", 10 << 30, rep);
+    let segment_size = size("segment_size", DEFAULT_SEGMENT_SIZE, rep);
+    let when_full = match t.get("when_full").map(|x| x.as_str()) {
+        None | Some(Some("block")) => WhenFull::Block,
+        Some(Some("drop_newest")) => WhenFull::DropNewest,
+        Some(_) => {
+            rep.at(&at("when_full"), "expected \"block\" or \"drop_newest\"");
+            WhenFull::Block
+        }
+    };
+    let sync = match t.get("sync").map(|x| x.as_str()) {
+        None => SyncMode::Batch,
+        Some(Some(s)) => match SyncMode::parse(s) {
+            Ok(m) => m,
+            Err(e) => {
+                rep.at(&at("sync"), e);
+                SyncMode::Batch
+            }
+        },
+        Some(None) => {
+            rep.at(&at("sync"), "expected \"batch\" or \"interval:100ms\"");
+            SyncMode::Batch
+        }
+    };
+    if segment_size > max_size {
+        rep.at(
+            &at("segment_size"),
+            "`segment_size` must not be above `max_size`",
+        );
+    }
+    Some(DiskBufferConfig {
+        max_size,
+        when_full,
+        sync,
+        segment_size,
+    })
 }
 
 fn k(parts: &[&str]) -> Vec<String> {
@@ -686,6 +779,14 @@ pub fn load_str(
                 Some(v) => {
                     opts.insert("when_full".into(), v);
                     WhenFull::Block
+                }
+            };
+            let buffer = match opts.remove("buffer") {
+                None => None,
+                Some(v) if section == "sinks" => parse_buffer(&v, &base, &mut rep),
+                Some(v) => {
+                    opts.insert("buffer".into(), v);
+                    None
                 }
             };
             if section == "sources" {
@@ -881,6 +982,7 @@ pub fn load_str(
                     inputs: inputs.clone(),
                     kind,
                     when_full,
+                    buffer,
                 });
             }
         }

@@ -7,6 +7,7 @@ use sluice_engine::context::BuildCtx;
 use sluice_engine::encode::Encoding;
 use sluice_engine::metrics::ComponentMetrics;
 use sluice_engine::ring::WhenFull;
+use sluice_engine::wal::DiskBufferConfig;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -52,19 +53,26 @@ impl ConsoleConfig {
         ctx: &BuildCtx,
         metrics: Arc<ComponentMetrics>,
         when_full: WhenFull,
-    ) -> SinkRuntime {
-        let (parts, thread) = writer::build(
-            ctx.shards,
-            self.encoding,
-            None,
-            metrics,
-            when_full,
-            Box::new(ConsoleWriter(self.stream)),
-        );
-        SinkRuntime {
+        disk: Option<DiskBufferConfig>,
+    ) -> Result<SinkRuntime, String> {
+        let w: Box<dyn writer::ChunkWriter> = Box::new(ConsoleWriter(self.stream));
+        let (parts, thread) = match disk {
+            Some(cfg) => crate::sinks::disk_buffer::build(
+                ctx.shards,
+                &ctx.data_dir.join("buffers").join(&metrics.id),
+                cfg,
+                self.encoding,
+                None,
+                metrics,
+                w,
+            )
+            .map_err(|e| format!("cannot open the disk buffer: {e}"))?,
+            None => writer::build(ctx.shards, self.encoding, None, metrics, when_full, w),
+        };
+        Ok(SinkRuntime {
             parts,
             thread: Some(thread),
             on_exit: None,
-        }
+        })
     }
 }

@@ -10,6 +10,7 @@ use sluice_engine::context::BuildCtx;
 use sluice_engine::encode::Encoding;
 use sluice_engine::metrics::ComponentMetrics;
 use sluice_engine::ring::WhenFull;
+use sluice_engine::wal::DiskBufferConfig;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -74,18 +75,32 @@ impl FileSinkConfig {
         ctx: &BuildCtx,
         metrics: Arc<ComponentMetrics>,
         when_full: WhenFull,
+        disk: Option<DiskBufferConfig>,
     ) -> Result<SinkRuntime, String> {
         let template = self.validate()?;
-        let (parts, thread) = writer::build(
-            ctx.shards,
-            self.encoding,
-            Some(template),
-            metrics,
-            when_full,
-            Box::new(FileWriter {
-                open: HashMap::new(),
-            }),
-        );
+        let w: Box<dyn writer::ChunkWriter> = Box::new(FileWriter {
+            open: HashMap::new(),
+        });
+        let (parts, thread) = match disk {
+            Some(cfg) => crate::sinks::disk_buffer::build(
+                ctx.shards,
+                &ctx.data_dir.join("buffers").join(&metrics.id),
+                cfg,
+                self.encoding,
+                Some(template),
+                metrics,
+                w,
+            )
+            .map_err(|e| format!("cannot open the disk buffer: {e}"))?,
+            None => writer::build(
+                ctx.shards,
+                self.encoding,
+                Some(template),
+                metrics,
+                when_full,
+                w,
+            ),
+        };
         Ok(SinkRuntime {
             parts,
             thread: Some(thread),

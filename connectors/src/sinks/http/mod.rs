@@ -275,6 +275,7 @@ impl Batcher {
             events,
             created,
             ack,
+            ..
         } = chunk;
         let single = groups.len() == 1;
         // Whether the body being filled already holds a clone of this chunk's token.

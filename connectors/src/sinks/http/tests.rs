@@ -307,6 +307,7 @@ fn chunks_split_at_line_ends_and_keep_their_tokens() {
         events: n as u64,
         created: Instant::now(),
         ack: Some(AckToken::new(seq, &inflight, Some(log.clone()))),
+        wal_seq: None,
     };
     b.add(chunk(3, 1), &mut ready);
     b.add(chunk(10, 2), &mut ready);

@@ -1,0 +1,427 @@
+//! A sink's disk buffer (`buffer = { type = "disk", ... }`): the write-ahead log of
+//! `sluice_engine::wal` between the shards' encoders and the sink's writer thread.
+//!
+//! Shard side ([`DiskStub`]): the batch is encoded as for a memory buffer, queued to the
+//! shard's WAL task, which appends it, commits (one fdatasync for everything appended while
+//! the previous one ran), then drops the batch's acknowledgement (the source is told only
+//! once the record is durable) and offers the chunk, tagged with its sequence number, to the
+//! writer ring. A chunk that finds the ring full is not pushed: it is on disk.
+//! Writer side ([`run_writer`]): per shard, records are delivered strictly in sequence; what
+//! the ring skipped (and, at start, everything not acknowledged before) is read back from the
+//! WAL; the cursor advances after each delivered record.
+//! Payload: the chunk's groups as `u32 key length | key | u32 bytes length | bytes`, repeated.
+
+use super::writer::{Chunk, ChunkWriter, Encoder};
+use sluice_engine::batch::Batch;
+use sluice_engine::metrics::ComponentMetrics;
+use sluice_engine::pipeline::ShardSink;
+use sluice_engine::ring::{self, Doorbell, RingRx, RingTx, WhenFull};
+use sluice_engine::runtime::{self, ShardWalIo};
+use sluice_engine::wal::{
+    index::SharedIndex, DiskBufferConfig, SyncMode, Wal, WalCursor, WalReader,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// Chunks a shard may queue for its WAL task before `when_full` applies.
+const QUEUE: usize = 64;
+
+/// Writes a chunk's groups as one record payload.
+pub fn frame(groups: &[(String, Vec<u8>)], out: &mut Vec<u8>) {
+    out.clear();
+    for (k, b) in groups {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        out.extend_from_slice(b);
+    }
+}
+
+/// Reads the groups back; `None` if the payload is not a valid framing.
+pub fn unframe(mut p: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
+    let mut groups = Vec::new();
+    let take = |p: &mut &[u8]| -> Option<Vec<u8>> {
+        let n = u32::from_le_bytes(p.get(..4)?.try_into().ok()?) as usize;
+        let v = p.get(4..4 + n)?.to_vec();
+        *p = &p[4 + n..];
+        Some(v)
+    };
+    while !p.is_empty() {
+        let k = String::from_utf8(take(&mut p)?).ok()?;
+        let b = take(&mut p)?;
+        groups.push((k, b));
+    }
+    Some(groups)
+}
+
+type WakerSlot = Arc<Mutex<Option<Waker>>>;
+
+/// What the WAL task starts with: the WAL, the queue's consumer end, the writer ring's
+/// producer end, and the `handed` mark it advances.
+type TaskStart = (Wal, RingRx<Chunk>, RingTx<Chunk>, Arc<AtomicU64>);
+
+fn wake(slot: &WakerSlot) {
+    if let Ok(mut w) = slot.lock() {
+        if let Some(w) = w.take() {
+            w.wake();
+        }
+    }
+}
+
+/// The shard side of a disk-buffered sink.
+pub struct DiskStub {
+    enc: Encoder,
+    cfg: DiskBufferConfig,
+    dropped: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    index: SharedIndex,
+    queue: RingTx<Chunk>,
+    /// Taken by the first `consume` (on the shard) to start the WAL task.
+    start: Option<TaskStart>,
+    waker: WakerSlot,
+    /// Set when the stub goes (the shard stopped): the writer thread stops waiting for it.
+    gone: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for DiskStub {
+    fn drop(&mut self) {
+        self.gone.store(true, Ordering::Release);
+        wake(&self.waker);
+    }
+}
+
+impl DiskStub {
+    fn full(&self) -> bool {
+        self.queue.is_full()
+            || Wal::disk_bytes(&self.index, self.cfg.segment_size) >= self.cfg.max_size
+    }
+}
+
+impl ShardSink for DiskStub {
+    fn consume(&mut self, batch: Batch) -> Result<(), Batch> {
+        if let Some((wal, q, tx, handed)) = self.start.take() {
+            let waker = self.waker.clone();
+            let failed = self.failed.clone();
+            let sync = self.cfg.sync;
+            // Detached: it ends when this stub (the queue's producer) is gone and it drained.
+            runtime::spawn_local(wal_task(wal, q, tx, handed, waker, failed, sync)).detach();
+        }
+        if self.full() {
+            return match self.cfg.when_full {
+                WhenFull::Block => Err(batch),
+                WhenFull::DropNewest => {
+                    self.dropped
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    Ok(())
+                }
+            };
+        }
+        let chunk = self.enc.chunk(&batch);
+        match self.queue.try_push(chunk) {
+            Ok(()) => {
+                wake(&self.waker);
+                Ok(())
+            }
+            Err(_) => Err(batch),
+        }
+    }
+}
+
+async fn next_chunk(q: &mut RingRx<Chunk>, slot: &WakerSlot) -> Option<Chunk> {
+    std::future::poll_fn(|cx| {
+        if let Some(c) = q.pop() {
+            return Poll::Ready(Some(c));
+        }
+        if q.is_closed() {
+            return Poll::Ready(None);
+        }
+        if let Ok(mut w) = slot.lock() {
+            *w = Some(cx.waker().clone());
+        }
+        // Re-check after publishing the waker (the stub pushes, then wakes).
+        match q.pop() {
+            Some(c) => Poll::Ready(Some(c)),
+            None => Poll::Pending,
+        }
+    })
+    .await
+}
+
+async fn wal_task(
+    wal: Wal,
+    mut q: RingRx<Chunk>,
+    mut tx: RingTx<Chunk>,
+    handed: Arc<AtomicU64>,
+    waker: WakerSlot,
+    failed: Arc<AtomicU64>,
+    sync: SyncMode,
+) {
+    let w = match wal.writer(ShardWalIo).await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(dir = %wal.dir.display(), error = %e, "cannot start the disk buffer's writer; batches fail");
+            while let Some(c) = next_chunk(&mut q, &waker).await {
+                failed.fetch_add(c.events, Ordering::Relaxed);
+                if let Some(a) = &c.ack {
+                    a.fail();
+                }
+            }
+            return;
+        }
+    };
+    let mut pending: Vec<Chunk> = Vec::new();
+    let mut payload = Vec::new();
+    let mut last_commit = Instant::now();
+    loop {
+        let first = if pending.is_empty() {
+            match next_chunk(&mut q, &waker).await {
+                Some(c) => Some(c),
+                None => break,
+            }
+        } else {
+            q.pop()
+        };
+        let mut next = first;
+        while let Some(mut c) = next.take() {
+            frame(&c.groups, &mut payload);
+            match w
+                .append(c.events.min(u32::MAX as u64) as u32, &payload)
+                .await
+            {
+                Ok(t) => {
+                    c.wal_seq = Some(t.seq);
+                    pending.push(c);
+                }
+                Err(e) => {
+                    tracing::error!(dir = %wal.dir.display(), error = %e, "disk buffer append failed");
+                    failed.fetch_add(c.events, Ordering::Relaxed);
+                    if let Some(a) = &c.ack {
+                        a.fail();
+                    }
+                }
+            }
+            if pending.len() < 256 {
+                next = q.pop();
+            }
+        }
+        if pending.is_empty() {
+            continue;
+        }
+        if let SyncMode::Interval(d) = sync {
+            let due = last_commit + d;
+            let now = Instant::now();
+            if due > now {
+                runtime::sleep(due - now).await;
+            }
+        }
+        let r = w.commit().await;
+        last_commit = Instant::now();
+        let end = pending.last().and_then(|c| c.wal_seq).map(|s| s + 1);
+        for mut c in pending.drain(..) {
+            match &r {
+                Ok(()) => {
+                    // Durable: the source may move on.
+                    drop(c.ack.take());
+                    // A full ring leaves it to the writer thread to read it from disk.
+                    let _ = tx.try_push(c);
+                }
+                Err(e) => {
+                    tracing::error!(dir = %wal.dir.display(), error = %e, "disk buffer sync failed");
+                    failed.fetch_add(c.events, Ordering::Relaxed);
+                    if let Some(a) = &c.ack {
+                        a.fail();
+                    }
+                }
+            }
+        }
+        if let (Ok(()), Some(end)) = (&r, end) {
+            // Every record below `end` is durable and was pushed or left for the disk path.
+            handed.store(end, Ordering::Release);
+        }
+    }
+    let _ = w.commit().await;
+}
+
+/// What the writer thread keeps per shard.
+struct ShardFeed {
+    rx: RingRx<Chunk>,
+    next: u64,
+    /// Records below this are durable and were either pushed to `rx` or left on disk.
+    handed: Arc<AtomicU64>,
+    gone: Arc<std::sync::atomic::AtomicBool>,
+    reader: WalReader,
+    cursor: WalCursor,
+}
+
+/// Builds the shard stubs of a disk-buffered sink (opening, that is recovering, each shard's
+/// WAL under `dir/shard-<n>`) and the body of its writer thread.
+pub fn build(
+    shards: usize,
+    dir: &std::path::Path,
+    cfg: DiskBufferConfig,
+    encoding: sluice_engine::encode::Encoding,
+    template: Option<super::super::template::Template>,
+    metrics: Arc<ComponentMetrics>,
+    mut writer: Box<dyn ChunkWriter>,
+) -> std::io::Result<(Vec<Box<dyn ShardSink>>, super::writer::WriterThread)> {
+    let bell = Doorbell::new();
+    let mut parts: Vec<Box<dyn ShardSink>> = Vec::new();
+    let mut feeds = Vec::new();
+    let wal_cfg = sluice_engine::wal::WalConfig {
+        segment_size: cfg.segment_size,
+        sync: cfg.sync,
+    };
+    for shard in 0..shards {
+        let wal = Wal::open(&dir.join(format!("shard-{shard}")), wal_cfg)?;
+        let rep = &wal.report;
+        if rep.torn.is_some() || !rep.bad_segments.is_empty() {
+            tracing::warn!(component = %metrics.id, shard, report = ?rep, "disk buffer recovered with damage");
+        }
+        tracing::info!(component = %metrics.id, shard, unacknowledged = wal.next_seq() - wal.cursor().min(wal.next_seq()), "disk buffer opened");
+        let (qtx, qrx) = ring::ring(
+            QUEUE,
+            WhenFull::Block,
+            Doorbell::new(),
+            metrics.dropped("buffer_full"),
+        );
+        let (tx, rx) = ring::ring(
+            QUEUE,
+            WhenFull::Block,
+            bell.clone(),
+            metrics.dropped("buffer_full"),
+        );
+        let handed = Arc::new(AtomicU64::new(wal.next_seq()));
+        let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        feeds.push(ShardFeed {
+            rx,
+            next: wal.cursor(),
+            handed: handed.clone(),
+            gone: gone.clone(),
+            reader: wal.reader(wal.cursor()),
+            cursor: wal.cursor_handle()?,
+        });
+        parts.push(Box::new(DiskStub {
+            enc: Encoder::new(encoding, template.clone()),
+            cfg,
+            dropped: metrics.dropped("buffer_full"),
+            failed: metrics.dropped("write_error"),
+            index: wal.index.clone(),
+            queue: qtx,
+            start: Some((wal, qrx, tx, handed)),
+            waker: Arc::new(Mutex::new(None)),
+            gone,
+        }));
+    }
+    let failures = metrics.dropped("write_error");
+    let thread = Box::new(move || {
+        let mut payload = Vec::new();
+        let deliver = |writer: &mut Box<dyn ChunkWriter>, f: &mut ShardFeed, chunk: &Chunk| {
+            if let Err(e) = writer.write(chunk) {
+                tracing::error!(component = %metrics.id, error = %e, "write failed");
+                failures.fetch_add(chunk.events, Ordering::Relaxed);
+            }
+            if let Some(l) = &metrics.latency {
+                l.record(chunk.created.elapsed());
+            }
+            if let Some(seq) = chunk.wal_seq {
+                f.next = seq + 1;
+                if let Err(e) = f.cursor.advance(f.next) {
+                    tracing::error!(component = %metrics.id, error = %e, "cannot persist the disk buffer cursor");
+                }
+            }
+        };
+        loop {
+            let mut did = false;
+            for f in feeds.iter_mut() {
+                loop {
+                    // From disk: whatever is durable but did not come (or has not come yet)
+                    // through the ring, in order — at start, the replay.
+                    let handed = f.handed.load(Ordering::Acquire);
+                    let head = f.rx.peek().and_then(|c| c.wal_seq);
+                    let limit = head.map_or(handed, |h| h.min(handed));
+                    if f.next < limit {
+                        match f.reader.next_into(limit, &mut payload) {
+                            Ok(Some((seq, events))) => {
+                                did = true;
+                                let chunk = Chunk {
+                                    groups: unframe(&payload).unwrap_or_default(),
+                                    events: events as u64,
+                                    created: Instant::now(),
+                                    ack: None,
+                                    wal_seq: Some(seq),
+                                };
+                                deliver(&mut writer, f, &chunk);
+                                continue;
+                            }
+                            Ok(None) => {
+                                // Not readable (damage, reported by the reader): go on after it.
+                                f.next = limit;
+                                f.reader.seek(limit);
+                            }
+                            Err(e) => {
+                                tracing::error!(component = %metrics.id, error = %e, "disk buffer read failed");
+                            }
+                        }
+                    }
+                    match f.rx.pop() {
+                        Some(c) => {
+                            did = true;
+                            if c.wal_seq.is_some_and(|s| s < f.next) {
+                                continue; // already delivered from disk
+                            }
+                            if c.wal_seq.is_some_and(|s| s > f.next) {
+                                // Read the gap from disk first: put it back in order.
+                                let seq = c.wal_seq.unwrap_or(0);
+                                while f.next < seq {
+                                    match f.reader.next_into(seq, &mut payload) {
+                                        Ok(Some((s, events))) => {
+                                            let chunk = Chunk {
+                                                groups: unframe(&payload).unwrap_or_default(),
+                                                events: events as u64,
+                                                created: Instant::now(),
+                                                ack: None,
+                                                wal_seq: Some(s),
+                                            };
+                                            deliver(&mut writer, f, &chunk);
+                                        }
+                                        _ => {
+                                            f.next = seq;
+                                        }
+                                    }
+                                }
+                            }
+                            deliver(&mut writer, f, &c);
+                            // Keep the reader in step with deliveries from memory.
+                            if f.reader.position() < f.next {
+                                f.reader.seek(f.next);
+                            }
+                        }
+                        None => break,
+                    }
+                }
+            }
+            if !did {
+                writer.flush();
+                // Every shard has stopped (its stub, or the WAL task holding the ring, is
+                // gone) and everything handed over was delivered: nothing more can come. A
+                // batch still in a WAL task was not acknowledged; it replays at next start.
+                if feeds.iter().all(|f| {
+                    (f.rx.is_closed() || f.gone.load(Ordering::Acquire))
+                        && f.rx.is_empty()
+                        && f.handed.load(Ordering::Acquire) <= f.next
+                }) {
+                    break;
+                }
+                bell.wait(Duration::from_millis(50), || {
+                    feeds
+                        .iter()
+                        .any(|f| !f.rx.is_empty() || f.handed.load(Ordering::Acquire) > f.next)
+                });
+            }
+        }
+        writer.flush();
+    });
+    Ok((parts, thread))
+}
