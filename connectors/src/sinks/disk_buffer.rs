@@ -26,7 +26,7 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// Chunks a shard may queue for its WAL task before `when_full` applies.
-const QUEUE: usize = 64;
+const QUEUE: usize = 8;
 
 /// Writes a chunk's groups as one record payload.
 pub fn frame(groups: &[(String, Vec<u8>)], out: &mut Vec<u8>) {

@@ -29,6 +29,8 @@ struct Open {
     base: u64,
     /// The sequence of the record the scanner returns next.
     at: u64,
+    /// The offset at which the scanner last re-read the file after seeing an end or damage.
+    refreshed_at: Option<u64>,
 }
 
 /// Reads one WAL's records in sequence order.
@@ -114,12 +116,24 @@ impl WalReader {
                     scanner,
                     base,
                     at: base,
+                    refreshed_at: None,
                 });
             }
             let Some(open) = self.open.as_mut() else {
                 return Ok(None);
             };
-            match open.scanner.next_record()? {
+            let scanned = open.scanner.next_record()?;
+            // An end or damage below `limit` may only be the read-ahead being older than the
+            // writer's last records (they were durable before `limit` was given): read the
+            // file again once at this offset before believing it.
+            if let Scanned::End { offset } | Scanned::Bad { offset, .. } = scanned {
+                if open.refreshed_at != Some(offset) {
+                    open.refreshed_at = Some(offset);
+                    open.scanner.refresh()?;
+                    continue;
+                }
+            }
+            match scanned {
                 Scanned::Record { header, offset } => {
                     if header.seq != open.at {
                         let (path, base) = (open.scanner.path().to_path_buf(), open.base);

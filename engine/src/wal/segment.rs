@@ -144,6 +144,16 @@ impl SegmentScanner {
         &self.buf[self.payload.0..self.payload.1]
     }
 
+    /// Forgets what was read ahead of the current position, and the file's length, so the
+    /// next call reads the file again. For a segment that is being written: the read-ahead may
+    /// hold zeros (preallocated space) or a record half copied that are whole on disk by now.
+    pub fn refresh(&mut self) -> io::Result<()> {
+        let keep = (self.pos - self.buf_start) as usize;
+        self.buf.truncate(keep.min(self.buf.len()));
+        self.file_len = self.file.metadata()?.len();
+        Ok(())
+    }
+
     /// Makes the buffer hold at least `need` bytes from `self.pos` (fewer at end of file).
     fn fill(&mut self, need: usize) -> io::Result<()> {
         let have_from = (self.pos - self.buf_start) as usize;
