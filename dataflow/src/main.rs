@@ -70,7 +70,9 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
 }
 
 fn main() -> ExitCode {
-    sluice_engine::memory::disable_transparent_huge_pages();
+    if std::env::var_os("SLUICE_HUGE_PAGES").is_none() {
+        sluice_engine::memory::disable_transparent_huge_pages();
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

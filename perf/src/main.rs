@@ -89,6 +89,11 @@ struct Cli {
     #[arg(long, value_name = "NAME")]
     save: Option<String>,
 
+    /// Put a disk buffer (`buffer = { type = "disk", sync = "batch" }`, under the run's data
+    /// dir) in front of W3's file sink, to compare durable and memory buffering.
+    #[arg(long)]
+    disk_buffer: bool,
+
     /// Instead of the workloads: measure end-to-end latency at a steady --rate (sluice-loadgen
     /// → syslog over TCP → parse → http sink → sluice-loadgen --listen), with Sluice's CPU use
     /// and peak RSS at that rate.
@@ -203,6 +208,7 @@ fn run_workload(
             timeout: Duration::from_secs_f64(cli.timeout),
             settle: Duration::from_millis(cli.settle_ms),
             shutdown_timeout: Duration::from_secs_f64(cli.shutdown_timeout),
+            disk_buffer: cli.disk_buffer,
         };
         match runner::run_once(&spec) {
             Ok(r) => {
@@ -229,7 +235,12 @@ fn run_workload(
             Err(e) => return Err(e.context(format!("{workload} run {run}/{}", cli.runs))),
         }
     }
-    Ok(WorkloadReport::new(workload.id(), runs, failed))
+    let label = if cli.disk_buffer && workload == Workload::W3 {
+        "W3+disk"
+    } else {
+        workload.id()
+    };
+    Ok(WorkloadReport::new(label, runs, failed))
 }
 
 /// The latency measurement (see [`latency`]), printed and optionally saved.

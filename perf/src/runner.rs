@@ -42,6 +42,8 @@ pub struct RunSpec<'a> {
     pub settle: Duration,
     /// How long sluice may take to exit after SIGTERM.
     pub shutdown_timeout: Duration,
+    /// Put a disk buffer in front of the workload's file sink (W3).
+    pub disk_buffer: bool,
 }
 
 /// Runs the workload once. The scratch directory (pipeline, sluice's data dir and log) is removed
@@ -104,6 +106,7 @@ fn run_in(
         input: utf8(&spec.dataset.path)?.to_string(),
         source_port,
         run_id: run_id.to_string(),
+        disk_buffer: spec.disk_buffer,
     };
     let config = dir.join("pipeline.toml");
     fs::write(&config, pipeline_toml(spec.workload, &params))

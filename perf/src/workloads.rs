@@ -162,6 +162,8 @@ pub struct PipelineParams {
     pub source_port: u16,
     /// Unique id of this run, used in output file names.
     pub run_id: String,
+    /// A disk buffer (`sync = "batch"`) in front of a file sink.
+    pub disk_buffer: bool,
 }
 
 /// The pipeline TOML for `workload`.
@@ -268,6 +270,9 @@ pub fn pipeline_toml(workload: Workload, p: &PipelineParams) -> String {
             "path = {}\nencoding = \"ndjson\"\n",
             toml_str(&path.to_string_lossy())
         );
+        if p.disk_buffer {
+            t.push_str("buffer = { type = \"disk\", sync = \"batch\" }\n");
+        }
     }
     t
 }
@@ -306,6 +311,7 @@ mod tests {
             input: "/tmp/bench-data/events-2m.ndjson".into(),
             source_port: 19514,
             run_id: "123-1".into(),
+            disk_buffer: false,
         }
     }
 
@@ -404,6 +410,19 @@ mod tests {
             Some("/dev/shm/sluice-perf-w3-123-1.ndjson")
         );
         assert_eq!(sink["encoding"].as_str(), Some("ndjson"));
+    }
+
+    #[test]
+    fn w3_with_a_disk_buffer() {
+        let mut p = params();
+        p.disk_buffer = true;
+        let v: Value = pipeline_toml(Workload::W3, &p).parse().unwrap();
+        let buffer = &v["sinks"][SINK_ID]["buffer"];
+        assert_eq!(buffer["type"].as_str(), Some("disk"));
+        assert_eq!(buffer["sync"].as_str(), Some("batch"));
+        // Blackhole sinks have no buffer option.
+        let v: Value = pipeline_toml(Workload::W1, &p).parse().unwrap();
+        assert!(v["sinks"][SINK_ID].get("buffer").is_none());
     }
 
     #[test]
