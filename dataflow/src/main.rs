@@ -27,7 +27,9 @@ A pipeline is a TOML file of [sources.ID], [transforms.ID] and [sinks.ID] tables
 `inputs`; see README.md for every component and option.
 
 Environment:
-  SLUICE_LOG    log filter (default \"info\"), e.g. SLUICE_LOG=debug or sluice=trace";
+  SLUICE_LOG    log filter (default \"info\"), e.g. SLUICE_LOG=debug or sluice=trace
+  SLUICE_HUGE_PAGES=1  keep transparent huge pages (off by default: they cost memory and
+                page zeroing when batches are freed on another thread than their own)";
 
 /// Sluice: a thread-per-core log aggregation engine.
 ///
