@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 
 /// Chunks a shard may queue for its WAL task before `when_full` applies.
 const QUEUE: usize = 8;
+/// Chunks a WAL task appends before it commits them (and hands them on); with the queue, what
+/// a shard's disk buffer holds in memory is at most this many encoded batches plus `QUEUE`.
+const MAX_PENDING_CHUNKS: usize = 16;
 
 /// Writes a chunk's groups as one record payload.
 pub fn frame(groups: &[(String, Vec<u8>)], out: &mut Vec<u8>) {
@@ -202,7 +205,9 @@ async fn wal_task(
                     }
                 }
             }
-            if pending.len() < 256 {
+            // One commit covers what was appended meanwhile, up to a bound on the encoded
+            // bytes held in memory until then.
+            if pending.len() < MAX_PENDING_CHUNKS {
                 next = q.pop();
             }
         }
