@@ -5,7 +5,7 @@
 //! the harness samples Sluice's CPU use over the steady part of the run and its peak RSS.
 
 use std::fs::{self, File};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::measure;
 use crate::metrics;
+use crate::runner::free_port;
 
 /// What one latency run is asked to do.
 pub struct LatencySpec<'a> {
@@ -172,8 +173,4 @@ fn measure_run(
         cpu_cores: (cpu1 - cpu0) / t1.duration_since(t0).as_secs_f64(),
         peak_rss_mib: measure::kib_to_mib(peak_rss_kib),
     })
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

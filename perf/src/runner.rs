@@ -276,7 +276,7 @@ fn wait_for_count(
 }
 
 /// A port that was free a moment ago: bind 127.0.0.1:0 and let it go.
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
 }
