@@ -9,6 +9,7 @@
 use crate::config::{Config, SinkKind, SourceKind, TransformKind};
 use crate::graph::Role;
 use crate::plan::{Placement, Plan};
+use sluice_connectors::sinks::dead_letter::DeadLetter;
 use sluice_connectors::sinks::SinkRuntime;
 use sluice_connectors::sources::{SourceRuntime, SourceShape};
 use sluice_engine::context::BuildCtx;
@@ -117,7 +118,12 @@ pub fn run(
                 )
             }
             SinkKind::Http(c) => c
-                .build(&ctx, metrics, s.when_full)
+                .build(
+                    &ctx,
+                    metrics.clone(),
+                    s.when_full,
+                    DeadLetter::unconnected(&metrics),
+                )
                 .map_err(|e| anyhow::anyhow!("sink {}: {e}", s.id))?,
             SinkKind::File(c) => c
                 .build(&ctx, metrics, s.when_full, s.buffer)

@@ -2,6 +2,7 @@
 
 pub mod blackhole;
 pub mod console;
+pub mod dead_letter;
 pub mod disk_buffer;
 pub mod file;
 pub mod http;

@@ -24,6 +24,7 @@
 //! waiting, `concurrency` in flight, one body being filled; response bodies are read and
 //! discarded frame by frame.
 
+use crate::sinks::dead_letter::DeadLetter;
 use crate::sinks::writer::{self, Chunk};
 use crate::sinks::SinkRuntime;
 use bytes::Bytes;
@@ -199,7 +200,9 @@ impl HttpSinkConfig {
         ctx: &BuildCtx,
         metrics: Arc<ComponentMetrics>,
         when_full: WhenFull,
+        dead_letter: DeadLetter,
     ) -> Result<SinkRuntime, String> {
+        let _ = dead_letter;
         let target = self.target().map_err(|(k, m)| format!("`{k}`: {m}"))?;
         let bell = Doorbell::new();
         let (parts, rxs) =

@@ -120,7 +120,14 @@ fn run(cfg: &HttpSinkConfig, shards: usize, batches: u64, lines: usize) -> Run {
         registry,
         lifecycle: Lifecycle::new(),
     };
-    let rt = cfg.build(&ctx, metrics.clone(), WhenFull::Block).unwrap();
+    let rt = cfg
+        .build(
+            &ctx,
+            metrics.clone(),
+            WhenFull::Block,
+            DeadLetter::unconnected(&metrics),
+        )
+        .unwrap();
     let mut parts = rt.parts;
     let writer = std::thread::spawn(rt.thread.unwrap());
     let inflight = Arc::new(InFlight::default());
@@ -240,7 +247,14 @@ fn a_partial_body_goes_out_after_the_batch_timeout() {
         registry,
         lifecycle: Lifecycle::new(),
     };
-    let rt = cfg.build(&ctx, metrics, WhenFull::Block).unwrap();
+    let rt = cfg
+        .build(
+            &ctx,
+            metrics.clone(),
+            WhenFull::Block,
+            DeadLetter::unconnected(&metrics),
+        )
+        .unwrap();
     let mut parts = rt.parts;
     let writer = std::thread::spawn(rt.thread.unwrap());
     let inflight = Arc::new(InFlight::default());
