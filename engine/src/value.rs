@@ -289,77 +289,186 @@ pub fn parse_f64(raw: &[u8]) -> Option<f64> {
 /// Writes `s` as a quoted JSON string, escaping what JSON requires. Invalid UTF-8 bytes are
 /// replaced with U+FFFD so the output is always valid JSON.
 ///
-/// Valid UTF-8 (nearly always) takes a fast path that skips 8 bytes at a time until one needs
-/// an escape (`"`, `\`, a control byte); anything else takes the byte-wise path that also
-/// repairs bad UTF-8.
+/// One pass in the common case: [`escape_run`] copies 16 bytes at a time (SSE2 on x86_64,
+/// 8 with SWAR elsewhere) and escapes `"`, `\` and control bytes as it meets them, stopping
+/// at the first non-ASCII byte. Only a string that has one is validated as UTF-8 (from that
+/// byte on: everything before it is ASCII); valid, the rest is escaped the same way with
+/// non-ASCII bytes passed through; invalid, the string is written again by the byte-wise path
+/// that repairs it.
 pub fn write_json_str(s: &[u8], out: &mut Vec<u8>) {
-    if std::str::from_utf8(s).is_ok() {
-        write_json_str_utf8(s, out);
-    } else {
-        write_json_str_repairing(s, out);
-    }
-}
-
-/// The escape a byte of valid UTF-8 needs in a JSON string, if any.
-fn json_escape(b: u8) -> Option<&'static [u8]> {
-    match b {
-        b'"' => Some(b"\\\""),
-        b'\\' => Some(b"\\\\"),
-        b'\n' => Some(b"\\n"),
-        b'\r' => Some(b"\\r"),
-        b'\t' => Some(b"\\t"),
-        _ => None,
-    }
-}
-
-/// True when one of the 8 bytes of `w` is a control byte, `"` or `\\` (SWAR: a byte below
-/// 0x20, or equal to 0x22 / 0x5C; bytes from 0x80 up never match).
-#[inline]
-fn word_needs_escape(w: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let below_space = w.wrapping_sub(ONES * 0x20) & !w;
-    let quote = w ^ (ONES * 0x22);
-    let backslash = w ^ (ONES * 0x5C);
-    let zero_quote = quote.wrapping_sub(ONES) & !quote;
-    let zero_backslash = backslash.wrapping_sub(ONES) & !backslash;
-    (below_space | zero_quote | zero_backslash) & HIGH != 0
-}
-
-fn write_json_str_utf8(s: &[u8], out: &mut Vec<u8>) {
     out.reserve(s.len() + 2);
+    let open = out.len();
     out.push(b'"');
-    let mut start = 0;
-    let mut i = 0;
-    while i < s.len() {
-        // Skip whole words that need nothing.
-        while i + 8 <= s.len() {
-            let w = u64::from_le_bytes(s[i..i + 8].try_into().unwrap_or([0; 8]));
-            if word_needs_escape(w) {
-                break;
-            }
-            i += 8;
+    let stop = escape_run(s, out, true);
+    if stop < s.len() {
+        if std::str::from_utf8(&s[stop..]).is_ok() {
+            escape_run(&s[stop..], out, false);
+        } else {
+            out.truncate(open);
+            write_json_str_repairing(s, out);
+            return;
         }
-        let Some(&b) = s.get(i) else { break };
-        if b >= 0x20 && b != b'"' && b != b'\\' {
-            i += 1;
+    }
+    out.push(b'"');
+}
+
+/// Valid UTF-8 only: the string escaped, without the ASCII stop (kept for the tests that
+/// check the fast path against the repairing one).
+#[cfg(test)]
+fn write_json_str_utf8(s: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    escape_run(s, out, false);
+    out.push(b'"');
+}
+
+/// True when `b` needs an escape, or stops the run (`stop_non_ascii` and `b >= 0x80`).
+#[cfg(any(test, not(target_arch = "x86_64")))]
+#[inline]
+fn is_special(b: u8, stop_non_ascii: bool) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\' || (stop_non_ascii && b >= 0x80)
+}
+
+/// Copies `s` into `out`, escaping as it goes, up to the end or (with `stop_non_ascii`) up
+/// to the first byte from 0x80; returns where it stopped.
+///
+/// Block by block ([`BLOCK`] bytes): a block with nothing special is stored whole (a
+/// fixed-size copy); one with special bytes is written byte by byte from its mask (log
+/// messages that carry JSON have a quote every few bytes, so those blocks are common).
+fn escape_run(s: &[u8], out: &mut Vec<u8>, stop_non_ascii: bool) -> usize {
+    let n = s.len();
+    let mut i = 0;
+    while i < n {
+        let valid = (n - i).min(BLOCK);
+        let block: [u8; BLOCK] = match s.get(i..i + BLOCK) {
+            Some(full) => full.try_into().unwrap_or([b'a'; BLOCK]),
+            None => {
+                // The last, partial block is padded with bytes that are never special.
+                let mut b = [b'a'; BLOCK];
+                b[..valid].copy_from_slice(&s[i..]);
+                b
+            }
+        };
+        let mask = special_mask(&block, stop_non_ascii);
+        // Worst case: BLOCK escapes of 6 bytes, and a BLOCK-sized store started after
+        // BLOCK - 1 of them.
+        out.reserve(BLOCK * 7);
+        let len = out.len();
+        if mask == 0 {
+            // SAFETY: `reserve` made room for at least BLOCK bytes after `len`; the copy
+            // writes exactly BLOCK bytes there from a local array, and `set_len` covers only
+            // the first `valid` <= BLOCK of them, all just written.
+            unsafe {
+                std::ptr::copy_nonoverlapping(block.as_ptr(), out.as_mut_ptr().add(len), BLOCK);
+                out.set_len(len + valid);
+            }
+            i += valid;
             continue;
         }
-        out.extend_from_slice(&s[start..i]);
-        match json_escape(b) {
-            Some(e) => out.extend_from_slice(e),
-            None => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(b >> 4) as usize]);
-                out.push(HEX[(b & 15) as usize]);
+        // Runs between special bytes are stored as fixed-size copies from a padded copy of
+        // the block (only their length counts), each special byte as its escape.
+        let mut padded = [b'a'; 2 * BLOCK];
+        padded[..BLOCK].copy_from_slice(&block);
+        let mut bits = mask;
+        let mut from = 0usize;
+        // SAFETY: every write after `len` stays within the BLOCK * 7 bytes `reserve` made
+        // room for: a store at `w` happens with at most `from` <= BLOCK - 1 bytes written
+        // before it, each expanded to at most 6, so it ends by 6 * (BLOCK - 1) + BLOCK; an
+        // escape ends by 6 * BLOCK. Every copy reads BLOCK bytes from `padded` at an offset
+        // <= BLOCK. `set_len` covers exactly the bytes kept.
+        unsafe {
+            let base = out.as_mut_ptr().add(len);
+            let mut w = 0usize;
+            while bits != 0 {
+                let k = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if k >= valid {
+                    break;
+                }
+                std::ptr::copy_nonoverlapping(padded.as_ptr().add(from), base.add(w), BLOCK);
+                w += k - from;
+                let b = block[k];
+                if b >= 0x80 && stop_non_ascii {
+                    out.set_len(len + w);
+                    return i + k;
+                }
+                let esc = escape_of(b);
+                std::ptr::copy_nonoverlapping(esc.0.as_ptr(), base.add(w), 6);
+                w += esc.1;
+                from = k + 1;
             }
+            if from < valid {
+                std::ptr::copy_nonoverlapping(padded.as_ptr().add(from), base.add(w), BLOCK);
+                w += valid - from;
+            }
+            out.set_len(len + w);
         }
-        i += 1;
-        start = i;
+        i += valid;
     }
-    out.extend_from_slice(&s[start..]);
-    out.push(b'"');
+    n
+}
+
+/// The escape of a special byte, padded to 6 bytes, and its length.
+#[inline]
+fn escape_of(b: u8) -> ([u8; 6], usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match b {
+        b'"' => (*b"\\\"    ", 2),
+        b'\\' => (*b"\\\\    ", 2),
+        b'\n' => (*b"\\n    ", 2),
+        b'\r' => (*b"\\r    ", 2),
+        b'\t' => (*b"\\t    ", 2),
+        _ => (
+            [
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 15) as usize],
+            ],
+            6,
+        ),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+const BLOCK: usize = 16;
+#[cfg(not(target_arch = "x86_64"))]
+const BLOCK: usize = 8;
+
+/// Bit `k` set when byte `k` of the block is special ([`is_special`]).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn special_mask(block: &[u8; BLOCK], stop_non_ascii: bool) -> u32 {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is part of x86_64; the load is unaligned and reads exactly the 16 bytes
+    // of `block`.
+    unsafe {
+        let v = _mm_loadu_si128(block.as_ptr().cast());
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        let low = if stop_non_ascii {
+            // Signed: bytes from 0x80 are negative, so this takes them too.
+            _mm_cmplt_epi8(v, _mm_set1_epi8(0x20))
+        } else {
+            // Unsigned v <= 0x1f.
+            _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v)
+        };
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), low)) as u32
+    }
+}
+
+/// Bit `k` set when byte `k` of the block is special ([`is_special`]).
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn special_mask(block: &[u8; BLOCK], stop_non_ascii: bool) -> u32 {
+    let mut m = 0;
+    for (k, &b) in block.iter().enumerate() {
+        if is_special(b, stop_non_ascii) {
+            m |= 1 << k;
+        }
+    }
+    m
 }
 
 fn write_json_str_repairing(s: &[u8], out: &mut Vec<u8>) {
@@ -500,20 +609,48 @@ mod tests {
             let back: String = serde_json::from_slice(&fast).unwrap();
             prop_assert_eq!(back, text);
         }
+
+        /// Any bytes (long enough to cross blocks, invalid UTF-8 anywhere): the one-pass
+        /// writer gives what the byte-wise repairing path gives, and valid JSON.
+        #[test]
+        fn any_bytes_escape_like_the_bytewise_path(
+            bytes in proptest::collection::vec(
+                prop_oneof![
+                    4 => 0x20u8..0x7f,
+                    1 => Just(b'"'),
+                    1 => Just(b'\\'),
+                    1 => 0u8..0x20,
+                    1 => 0x80u8..=0xff,
+                ],
+                0..100,
+            ),
+            utf8 in "[a-zé😀\"]{0,40}",
+        ) {
+            for input in [bytes.clone(), utf8.as_bytes().to_vec(), [utf8.as_bytes(), &bytes].concat()] {
+                let mut fast = Vec::new();
+                write_json_str(&input, &mut fast);
+                let mut slow = Vec::new();
+                write_json_str_repairing(&input, &mut slow);
+                prop_assert_eq!(&fast, &slow);
+                prop_assert!(serde_json::from_slice::<String>(&fast).is_ok());
+            }
+        }
     }
 
     #[test]
-    fn swar_escape_detection() {
-        for b in 0..=255u8 {
-            for pos in 0..8 {
-                let mut word = [b'a'; 8];
-                word[pos] = b;
-                let needs = b < 0x20 || b == b'"' || b == b'\\';
-                assert_eq!(
-                    word_needs_escape(u64::from_le_bytes(word)),
-                    needs,
-                    "{b:#x} at {pos}"
-                );
+    fn block_mask_marks_exactly_the_special_bytes() {
+        for stop in [false, true] {
+            for b in 0..=255u8 {
+                for pos in 0..BLOCK {
+                    let mut block = [b'a'; BLOCK];
+                    block[pos] = b;
+                    let want = if is_special(b, stop) { 1u32 << pos } else { 0 };
+                    assert_eq!(
+                        special_mask(&block, stop),
+                        want,
+                        "{b:#x} at {pos}, stop {stop}"
+                    );
+                }
             }
         }
     }
