@@ -925,3 +925,54 @@ fn new_options_are_checked() {
         toml::from_str::<HttpSinkConfig>("uri = \"http://x/\"\nretry = { tries = 3 }").is_err()
     );
 }
+
+#[test]
+fn bulk_bodies_and_answers_match_our_own_bulk_endpoint() {
+    use crate::sources::http::bulk as source_bulk;
+    let mut b = Batcher::new(100, true);
+    let mut ready = VecDeque::new();
+    b.add(
+        Chunk {
+            groups: vec![(String::new(), b"{\"a\":1}\n{\"a\":2}\nnot json\n".to_vec())],
+            events: 3,
+            created: Instant::now(),
+            ack: None,
+            wal_seq: None,
+        },
+        &mut ready,
+    );
+    let body = b.seal().body;
+    assert_eq!(
+        &body[..],
+        b"{\"index\":{}}\n{\"a\":1}\n{\"index\":{}}\n{\"a\":2}\n{\"index\":{}}\nnot json\n"
+    );
+    assert_eq!(
+        bulk::events(&body).collect::<Vec<_>>(),
+        vec![&b"{\"a\":1}\n"[..], b"{\"a\":2}\n", b"not json\n"]
+    );
+    // The HTTP source's `_bulk` endpoint (index from the URL) takes the two objects and
+    // refuses the third; its answer reads back item by item.
+    let (mut spans, mut items) = (Vec::new(), Vec::new());
+    source_bulk::parse(&body, Some("logs"), &mut spans, &mut items);
+    assert_eq!(spans.len(), 2);
+    let mut answer = Vec::new();
+    source_bulk::write_response(
+        &mut answer,
+        1,
+        &items,
+        &mut source_bulk::IdGen::default(),
+        &mut 0,
+    );
+    assert_eq!(
+        bulk::parse_answer(&answer).unwrap(),
+        bulk::BulkAnswer::Items(vec![201, 201, 400])
+    );
+    assert_eq!(
+        bulk::parse_answer(
+            b"{\"took\":3,\"errors\":false,\"items\":[{\"index\":{\"status\":201}}]}"
+        )
+        .unwrap(),
+        bulk::BulkAnswer::AllOk
+    );
+    assert!(bulk::parse_answer(b"<html>").is_err());
+}
