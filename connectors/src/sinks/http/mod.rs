@@ -808,7 +808,7 @@ impl Writer {
                 Ok(b) => b,
                 Err(e) => {
                     // Not the endpoint's fault: release the probe and give the events up.
-                    self.breaker.record(true, probe, now);
+                    self.breaker.release(probe);
                     self.warn(&e, req.events, "cannot encode; events to the dead letter");
                     self.dead_letter(req, "encode_error");
                     continue;

@@ -390,6 +390,13 @@ impl Breaker {
         self.openings += 1;
     }
 
+    /// An admitted request that was never sent: frees its probe place, judges nothing.
+    pub fn release(&mut self, probe: bool) {
+        if probe {
+            self.probes_in_flight = self.probes_in_flight.saturating_sub(1);
+        }
+    }
+
     /// The outcome of a request (`probe`: it was admitted while half-open).
     pub fn record(&mut self, ok: bool, probe: bool, now: Instant) {
         if !self.cfg.enabled {
