@@ -893,3 +893,80 @@ fn disk_buffer_options_are_checked_at_their_key() {
         check(&errs[0], 8, Some(key), &[fragment]);
     }
 }
+
+/// The `http` sink's `retry` and `circuit_breaker` tables: a bad value inside one is
+/// reported at its dotted key (`sinks.out.retry.max`), on its line.
+#[test]
+fn http_sink_retry_and_breaker_options_are_checked_at_their_key() {
+    let sink = "[sinks.out]\ntype = \"http\"\ninputs = [\"gen\"]\nuri = \"http://127.0.0.1:9/\"\n";
+    one_good_file(
+        &format!("{GEN}{sink}retry = {{ initial = \"50ms\", max = \"10s\", max_retries = \"unlimited\", budget = 0.5 }}\ncircuit_breaker = {{ failure_threshold = 5, cool_down = \"1s\", half_open_requests = 2 }}\nmax_in_flight = 16\nresponse = \"bulk\"\n"),
+        &[],
+    );
+    for (option, key, fragment) in [
+        (
+            "retry = { initial = \"1s\", max = \"10ms\" }",
+            "sinks.out.retry.max",
+            "at least `initial`",
+        ),
+        (
+            "retry = { initial = \"0s\" }",
+            "sinks.out.retry.initial",
+            "more than 0",
+        ),
+        (
+            "retry = { budget = 11.0 }",
+            "sinks.out.retry.budget",
+            "between 0 and 10",
+        ),
+        (
+            "retry = { max_retries = \"forever\" }",
+            "sinks.out.retry.max_retries",
+            "unlimited",
+        ),
+        (
+            "retry = { max_retries = -1 }",
+            "sinks.out.retry.max_retries",
+            "unlimited",
+        ),
+        (
+            "retry = { tries = 3 }",
+            "sinks.out.retry.tries",
+            "unknown field",
+        ),
+        (
+            "circuit_breaker = { failure_threshold = 0 }",
+            "sinks.out.circuit_breaker.failure_threshold",
+            "between 1",
+        ),
+        (
+            "circuit_breaker = { cool_down = \"soon\" }",
+            "sinks.out.circuit_breaker.cool_down",
+            "invalid duration",
+        ),
+        (
+            "circuit_breaker = { half_open_requests = 0 }",
+            "sinks.out.circuit_breaker.half_open_requests",
+            "between 1 and 256",
+        ),
+        (
+            "max_in_flight = 0",
+            "sinks.out.max_in_flight",
+            "between 1 and 4096",
+        ),
+        (
+            "response = \"bulk\"\nencoding = \"text\"",
+            "sinks.out.response",
+            "ndjson",
+        ),
+        (
+            "response = \"items\"",
+            "sinks.out.response",
+            "unknown variant",
+        ),
+    ] {
+        let errs = one_bad_file(&format!("{GEN}{sink}{option}\n"), &[]);
+        assert_eq!(errs.len(), 1, "{option}: {errs:?}");
+        check(&errs[0], 8, Some(key), &[fragment]);
+    }
+}

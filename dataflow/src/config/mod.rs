@@ -962,7 +962,9 @@ pub fn load_str(
                 ("sinks", "http") => typed!(HttpSinkConfig).and_then(|c| match c.validate() {
                     Ok(()) => Some(SinkKind::Http(Box::new(c))),
                     Err((key, m)) => {
-                        rep.at(&[base.clone(), k(&[key])].concat(), m);
+                        // Keys below a table come dotted (`retry.max`).
+                        let path: Vec<&str> = key.split('.').collect();
+                        rep.at(&[base.clone(), k(&path)].concat(), m);
                         None
                     }
                 }),

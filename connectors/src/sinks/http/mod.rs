@@ -1,4 +1,6 @@
-//! `type = "http"`: POSTs events to an HTTP endpoint, `batch_max_events` per request.
+//! `type = "http"`: POSTs events to an HTTP endpoint, `batch_max_events` per request, and
+//! keeps them until the endpoint took them: retries with backoff, a retry budget, a circuit
+//! breaker, a bound on bodies held, and a dead letter for what can never be delivered.
 //!
 //! Shards encode their batches (NDJSON or text, one event per line) in parallel and push the
 //! bytes through their rings, as for `file` and `console` ([`crate::sinks::writer::stubs`]).
@@ -6,23 +8,68 @@
 //! HTTP/1.1 client: it joins chunks into request bodies of at most `batch_max_events` events
 //! (splitting a chunk at line ends when it does not fit), sends a body once it is full or
 //! `batch_timeout` after its first event, optionally gzips it, and keeps `concurrency`
-//! requests in flight on as many keep-alive connections.
+//! requests in flight on as many keep-alive connections. A request on a kept-alive
+//! connection that fails is tried once more on a new connection at once (the server may
+//! have closed it while idle); that is not counted as a retry.
 //!
-//! A batch is acknowledged (its [`AckToken`] dropped) only after every request carrying any
-//! of its events got a 2xx answer. A non-2xx answer, a connection error or `request_timeout`
-//! marks the batch failed (`ack.fail()`) and counts its events in
-//! `sluice_events_dropped_total{reason="http_error"}`; retries and backoff come later. A
-//! request on a kept-alive connection that fails is tried once more on a new connection
-//! (the server may have closed it while idle), so a body may arrive twice: at least once.
+//! **Answers.** 2xx: delivered. 408, 429, 5xx, a connection error or `request_timeout`:
+//! retried. Any other status (4xx, 3xx): permanent, the body's events go to the sink's
+//! dead letter ([`DeadLetter`], reason `http_400`, `http_4xx`, ...).
+//!
+//! **Retries** (`retry = { initial, max, max_retries, budget }`): a failed body waits a
+//! random time in `[0, min(max, initial × 2^n)]` before retry `n` (exponential backoff with
+//! full jitter), or the answer's `Retry-After` (seconds, on 429 and 503) capped at `max`,
+//! and is then sent again as it was (gzipped anew). After `max_retries` retries (or never,
+//! with `"unlimited"`) its events go to the dead letter (`retries_exhausted`). The retry
+//! budget keeps a failing endpoint from getting more than its share of extra load: over the
+//! last 10 s, retries may reach `budget` × first attempts + 10; a due retry beyond that
+//! waits (it is not dropped, and does not count as an attempt).
+//!
+//! **Bodies held** (`max_in_flight`, default `2 × concurrency`): bodies sent, waiting to be
+//! sent and waiting for a retry all count; at the limit the writer stops taking chunks from
+//! the rings, they fill, and the shards hold their batches back (backpressure to the
+//! sources). So memory stays bounded however long the endpoint fails: at most
+//! `max_in_flight` bodies (plus the bodies cut from one chunk, and the one being filled).
+//!
+//! **Circuit breaker** (`circuit_breaker = { enabled, failure_threshold, cool_down,
+//! half_open_requests }`, on by default): `failure_threshold` consecutive failed requests
+//! (those that would be retried) open it; while open nothing is sent (bodies wait, and
+//! backpressure follows); after `cool_down` it is half-open and lets `half_open_requests`
+//! probes through; when that many succeeded it closes, a failed probe opens it again. Any
+//! answer that is not a retryable failure counts as a success (a 400 proves the endpoint
+//! alive). [`retry::Breaker`] has the rules.
+//!
+//! **Bulk** (`response = "bulk"`): the body is written in Elasticsearch `_bulk` form (an
+//! `{"index":{}}` action line before each event, the index taken from the URI), and a 2xx
+//! answer is read as a `_bulk` answer (see [`bulk`]): items with a retryable status are
+//! retried as a new body holding only their lines, items with a permanent status go to the
+//! dead letter (`bulk_item_rejected`, the event lines without their action lines), the rest
+//! were stored. An answer that is not a `_bulk` answer, or has a different number of items,
+//! is retried whole.
+//!
+//! **Acknowledgement.** A batch is acknowledged (its [`AckToken`] dropped, delivered) once
+//! every event of it was delivered or handed to the dead letter; a retried body keeps the
+//! tokens of every batch it had a part of. Only when the process stops with bodies still
+//! held (the drain hit `engine.shutdown_timeout`) are their batches failed (`ack.fail()`,
+//! counted in `sluice_events_dropped_total{reason="shutdown"}`), so a checkpointing source
+//! replays them. Delivery is at least once: a body whose answer was lost is sent again.
+//!
+//! Metrics: `sluice_sink_circuit_state{component}` (0 closed, 1 open, 2 half-open),
+//! `sluice_sink_circuit_opened_total`, `sluice_sink_retries_total` (requests resent), and
+//! the dead letter's `sluice_events_dropped_total{reason="dead_letter"}` while it is not
+//! connected to an output.
 //!
 //! Waking: the shards ring the sink's [`Doorbell`], which writes to an eventfd the runtime
 //! watches, so the writer sleeps without polling while requests are in flight. The eventfd
 //! is never closed (one descriptor per sink for the life of the process), because a shard
 //! may ring it until its last moment.
 //!
-//! Memory is bounded: rings of 8 chunks per shard, at most `concurrency` sealed bodies
-//! waiting, `concurrency` in flight, one body being filled; response bodies are read and
-//! discarded frame by frame.
+//! Memory is bounded: rings of 8 chunks per shard, `max_in_flight` bodies, one body being
+//! filled; response bodies are read and discarded frame by frame (in bulk mode a 2xx answer
+//! is kept, up to 64 MiB, to read its items).
+
+pub mod bulk;
+pub mod retry;
 
 use crate::sinks::dead_letter::DeadLetter;
 use crate::sinks::writer::{self, Chunk};
@@ -30,16 +77,21 @@ use crate::sinks::SinkRuntime;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{HeaderName, HeaderValue};
+use retry::{
+    classify, parse_retry_after, status_reason, Backoff, Breaker, BreakerConfig, MaxRetries,
+    RetryBudget, RetryConfig, Rng, Verdict,
+};
 use serde::Deserialize;
 use sluice_engine::ack::AckToken;
 use sluice_engine::context::BuildCtx;
 use sluice_engine::encode::Encoding;
 use sluice_engine::metrics::ComponentMetrics;
 use sluice_engine::ring::{Doorbell, RingRx, WhenFull};
+use sluice_engine::shutdown::Lifecycle;
 use sluice_engine::units::HumanDuration;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,6 +102,17 @@ pub enum Compression {
     #[default]
     None,
     Gzip,
+}
+
+/// How answers are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponseMode {
+    /// The status decides for the whole body.
+    #[default]
+    Status,
+    /// `_bulk` bodies and per-item answers (see the module docs).
+    Bulk,
 }
 
 fn default_batch_max_events() -> usize {
@@ -92,6 +155,18 @@ pub struct HttpSinkConfig {
     /// Longest wait for a whole answer; then the request counts as failed (default `"30s"`).
     #[serde(default = "default_request_timeout")]
     pub request_timeout: HumanDuration,
+    /// Backoff, retry limit and retry budget.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// The circuit breaker (on by default).
+    #[serde(default)]
+    pub circuit_breaker: BreakerConfig,
+    /// Most bodies held at once, sent or waiting (default `2 × concurrency`).
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
+    /// `status` (default) or `bulk`.
+    #[serde(default)]
+    pub response: ResponseMode,
 }
 
 /// Where and how requests go, shared by the request tasks.
@@ -103,14 +178,23 @@ struct Target {
     path: String,
     content_type: &'static str,
     gzip: bool,
+    /// Keep 2xx answers' bodies (bulk mode).
+    keep_answer: bool,
     headers: Vec<(HeaderName, HeaderValue)>,
     timeout: Duration,
 }
 
+/// The largest answer body kept in bulk mode.
+const MAX_ANSWER: usize = 64 << 20;
+
 impl HttpSinkConfig {
-    /// Checks the options; the error names the key.
+    /// Checks the options; the error names the key (dotted below a table: `retry.max`).
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         self.target().map(|_| ())
+    }
+
+    fn max_in_flight(&self) -> usize {
+        self.max_in_flight.unwrap_or(self.concurrency * 2)
     }
 
     fn target(&self) -> Result<Target, (&'static str, String)> {
@@ -151,6 +235,17 @@ impl HttpSinkConfig {
         if !(1..=256).contains(&self.concurrency) {
             return Err(("concurrency", "must be between 1 and 256".to_string()));
         }
+        if !(1..=4096).contains(&self.max_in_flight()) {
+            return Err(("max_in_flight", "must be between 1 and 4096".to_string()));
+        }
+        if self.response == ResponseMode::Bulk && self.encoding != Encoding::Ndjson {
+            return Err((
+                "response",
+                "`bulk` needs `encoding = \"ndjson\"` (each event is a _bulk document)".to_string(),
+            ));
+        }
+        self.retry.validate()?;
+        self.circuit_breaker.validate()?;
         let mut headers = Vec::new();
         for (k, v) in &self.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
@@ -190,6 +285,7 @@ impl HttpSinkConfig {
                 Encoding::Text => "text/plain; charset=utf-8",
             },
             gzip: self.compression == Compression::Gzip,
+            keep_answer: self.response == ResponseMode::Bulk,
             headers,
             timeout: self.request_timeout.0,
         })
@@ -202,19 +298,44 @@ impl HttpSinkConfig {
         when_full: WhenFull,
         dead_letter: DeadLetter,
     ) -> Result<SinkRuntime, String> {
-        let _ = dead_letter;
         let target = self.target().map_err(|(k, m)| format!("`{k}`: {m}"))?;
         let bell = Doorbell::new();
         let (parts, rxs) =
             writer::stubs(ctx.shards, self.encoding, None, &metrics, when_full, &bell);
+        let label = [("component", metrics.id.as_str())];
         let state = Writer {
             target: Arc::new(target),
             rxs,
             bell,
-            batcher: Batcher::new(self.batch_max_events),
+            batcher: Batcher::new(self.batch_max_events, self.response == ResponseMode::Bulk),
             batch_timeout: self.batch_timeout.0,
             concurrency: self.concurrency,
+            max_in_flight: self.max_in_flight(),
+            bulk: self.response == ResponseMode::Bulk,
+            max_retries: self.retry.max_retries,
+            retry_max: self.retry.max.0,
+            backoff: Backoff::new(self.retry.initial.0, self.retry.max.0, Rng::from_entropy()),
+            budget: RetryBudget::new(self.retry.budget, Instant::now()),
+            breaker: Breaker::new(self.circuit_breaker.clone()),
+            dead: dead_letter,
+            lifecycle: ctx.lifecycle.clone(),
             failures: metrics.dropped("http_error"),
+            given_up: metrics.dropped("shutdown"),
+            retries_total: ctx.registry.counter(
+                "sluice_sink_retries_total",
+                "Requests a sink sent again after a retryable failure.",
+                &label,
+            ),
+            circuit_state: ctx.registry.gauge(
+                "sluice_sink_circuit_state",
+                "A sink's circuit breaker: 0 closed, 1 open, 2 half-open.",
+                &label,
+            ),
+            circuit_opened: ctx.registry.counter(
+                "sluice_sink_circuit_opened_total",
+                "Times a sink's circuit breaker opened.",
+                &label,
+            ),
             metrics,
             last_warning: None,
         };
@@ -228,15 +349,23 @@ impl HttpSinkConfig {
 
 /// A sealed request body and what it acknowledges.
 struct Request {
-    body: Vec<u8>,
+    /// Uncompressed (in `_bulk` form in bulk mode); kept for retries.
+    body: Bytes,
     events: u64,
     acks: Vec<AckToken>,
     oldest: Instant,
+    /// Retries done so far.
+    retries: u32,
+    /// When a waiting retry may go.
+    due: Instant,
+    /// Admitted by a half-open breaker.
+    probe: bool,
 }
 
 /// Joins chunks into bodies of at most `max` events.
 struct Batcher {
     max: u64,
+    bulk: bool,
     body: Vec<u8>,
     events: u64,
     acks: Vec<AckToken>,
@@ -245,9 +374,10 @@ struct Batcher {
 }
 
 impl Batcher {
-    fn new(max: usize) -> Batcher {
+    fn new(max: usize, bulk: bool) -> Batcher {
         Batcher {
             max: max as u64,
+            bulk,
             body: Vec::new(),
             events: 0,
             acks: Vec::new(),
@@ -262,13 +392,24 @@ impl Batcher {
 
     fn seal(&mut self) -> Request {
         let r = Request {
-            body: std::mem::take(&mut self.body),
+            body: Bytes::from(std::mem::take(&mut self.body)),
             events: self.events,
             acks: std::mem::take(&mut self.acks),
             oldest: self.oldest,
+            retries: 0,
+            due: self.oldest,
+            probe: false,
         };
         self.events = 0;
         r
+    }
+
+    fn push(&mut self, lines: &[u8]) {
+        if self.bulk {
+            bulk::push_lines(&mut self.body, lines);
+        } else {
+            self.body.extend_from_slice(lines);
+        }
     }
 
     /// Adds a chunk; full bodies go to `ready`.
@@ -295,19 +436,24 @@ impl Batcher {
                     self.first_at = Instant::now();
                     self.oldest = created;
                     if self.body.capacity() == 0 {
-                        self.body.reserve(rest.len().min(4 << 20));
+                        let extra = if self.bulk {
+                            bulk::ACTION.len() * left as usize
+                        } else {
+                            0
+                        };
+                        self.body.reserve((rest.len() + extra).min(4 << 20));
                     }
                 }
                 self.oldest = self.oldest.min(created);
                 let room = self.max - self.events.min(self.max);
                 if left <= room {
-                    self.body.extend_from_slice(rest);
+                    self.push(rest);
                     self.events += left;
                     left = 0;
                     rest = &[];
                 } else {
                     let cut = nth_line_end(rest, room as usize).unwrap_or(rest.len());
-                    self.body.extend_from_slice(&rest[..cut]);
+                    self.push(&rest[..cut]);
                     self.events += room;
                     left -= room;
                     rest = &rest[cut..];
@@ -335,8 +481,15 @@ fn nth_line_end(data: &[u8], n: usize) -> Option<usize> {
     memchr::memchr_iter(b'\n', data).nth(n - 1).map(|i| i + 1)
 }
 
-/// What a request task hands back: its slot (and connection) and the answer's status.
-type Sent = (Slot, Result<u16, String>);
+/// An answer: status, `Retry-After`, and (bulk mode, 2xx) the body.
+struct Answer {
+    status: u16,
+    retry_after: Option<Duration>,
+    body: Option<Bytes>,
+}
+
+/// What a request task hands back: its slot (and connection) and the answer.
+type Sent = (Slot, Result<Answer, String>);
 
 /// One keep-alive connection slot.
 struct Slot {
@@ -351,7 +504,22 @@ struct Writer {
     batcher: Batcher,
     batch_timeout: Duration,
     concurrency: usize,
+    max_in_flight: usize,
+    bulk: bool,
+    max_retries: MaxRetries,
+    retry_max: Duration,
+    backoff: Backoff,
+    budget: RetryBudget,
+    breaker: Breaker,
+    dead: DeadLetter,
+    lifecycle: Arc<Lifecycle>,
+    /// Events failed because the writer has no runtime.
     failures: Arc<AtomicU64>,
+    /// Events still held when the process stopped.
+    given_up: Arc<AtomicU64>,
+    retries_total: Arc<AtomicU64>,
+    circuit_state: Arc<AtomicI64>,
+    circuit_opened: Arc<AtomicU64>,
     metrics: Arc<ComponentMetrics>,
     last_warning: Option<Instant>,
 }
@@ -362,6 +530,31 @@ struct EventFd(i32);
 impl std::os::fd::AsRawFd for EventFd {
     fn as_raw_fd(&self) -> i32 {
         self.0
+    }
+}
+
+/// Bodies waiting to go (first attempts and retries) and in flight.
+#[derive(Default)]
+struct Held {
+    ready: VecDeque<Request>,
+    waiting: Vec<Request>,
+    /// In flight, by slot id (kept here so a failed task still settles them).
+    flying: Vec<Option<Request>>,
+    in_flight: usize,
+}
+
+impl Held {
+    fn len(&self) -> usize {
+        self.ready.len() + self.waiting.len() + self.in_flight
+    }
+
+    /// The waiting retry due first.
+    fn earliest(&self) -> Option<(usize, Instant)> {
+        self.waiting
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, r)| r.due)
+            .map(|(i, r)| (i, r.due))
     }
 }
 
@@ -400,31 +593,233 @@ impl Writer {
         }
     }
 
-    fn finished(&mut self, req: Request, result: Result<u16, String>) {
+    fn warn(&mut self, why: &str, events: u64, what: &str) {
+        if self
+            .last_warning
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            self.last_warning = Some(Instant::now());
+            tracing::warn!(component = %self.metrics.id, error = %why, events, "http sink: {what}");
+        }
+    }
+
+    fn sync_breaker_metrics(&self) {
+        self.circuit_state
+            .store(self.breaker.state().gauge(), Ordering::Relaxed);
+        self.circuit_opened
+            .store(self.breaker.openings, Ordering::Relaxed);
+    }
+
+    /// Every event of `req` reached the endpoint (or the dead letter): acknowledge.
+    fn delivered(&mut self, req: Request) {
+        if let Some(l) = &self.metrics.latency {
+            l.record(req.oldest.elapsed());
+        }
+        drop(req.acks);
+    }
+
+    /// The event lines of a body (without `_bulk` action lines).
+    fn event_lines(&self, body: &Bytes) -> Bytes {
+        if !self.bulk {
+            return body.clone();
+        }
+        let mut out = Vec::with_capacity(body.len());
+        for l in bulk::events(body) {
+            out.extend_from_slice(l);
+        }
+        Bytes::from(out)
+    }
+
+    /// Hands every event of `req` to the dead letter and acknowledges it as handled.
+    fn dead_letter(&mut self, req: Request, reason: &'static str) {
+        let lines = self.event_lines(&req.body);
+        self.dead.send(lines, req.events, reason);
+        self.delivered(req);
+    }
+
+    /// Schedules a retry of `req`, or dead-letters it when it had all its retries.
+    fn retry_later(
+        &mut self,
+        mut req: Request,
+        why: &str,
+        after: Option<Duration>,
+        held: &mut Held,
+    ) {
+        if !self.max_retries.allows(req.retries) {
+            self.warn(
+                why,
+                req.events,
+                "retries exhausted; events to the dead letter",
+            );
+            self.dead_letter(req, "retries_exhausted");
+            return;
+        }
+        self.warn(why, req.events, "request failed; will retry");
+        let delay = match after {
+            Some(d) => d.min(self.retry_max),
+            None => self.backoff.delay(req.retries),
+        };
+        req.retries += 1;
+        req.due = Instant::now() + delay;
+        held.waiting.push(req);
+    }
+
+    /// A 2xx bulk answer listing each item's status.
+    fn bulk_items(&mut self, req: Request, statuses: &[u16], held: &mut Held) {
+        if statuses.len() as u64 != req.events {
+            let why = format!(
+                "_bulk answer has {} items for {} events",
+                statuses.len(),
+                req.events
+            );
+            self.retry_later(req, &why, None, held);
+            return;
+        }
+        let mut again = Vec::new();
+        let mut again_n = 0u64;
+        let mut dead = Vec::new();
+        let mut dead_n = 0u64;
+        for (line, &status) in bulk::events(&req.body).zip(statuses) {
+            match classify(status) {
+                Verdict::Delivered => {}
+                Verdict::Retry => {
+                    bulk::push_lines(&mut again, line);
+                    again_n += 1;
+                }
+                Verdict::Permanent => {
+                    dead.extend_from_slice(line);
+                    dead_n += 1;
+                }
+            }
+        }
+        if dead_n > 0 {
+            self.dead
+                .send(Bytes::from(dead), dead_n, "bulk_item_rejected");
+        }
+        if again_n == 0 {
+            self.delivered(req);
+            return;
+        }
+        let retry = Request {
+            body: Bytes::from(again),
+            events: again_n,
+            ..req
+        };
+        self.retry_later(retry, "_bulk items failed", None, held);
+    }
+
+    fn finished(&mut self, req: Request, result: Result<Answer, String>, held: &mut Held) {
+        let now = Instant::now();
+        let probe = req.probe;
         match result {
-            Ok(s) if (200..300).contains(&s) => {
-                if let Some(l) = &self.metrics.latency {
-                    l.record(req.oldest.elapsed());
+            Ok(a) => match classify(a.status) {
+                Verdict::Delivered => {
+                    self.breaker.record(true, probe, now);
+                    if !self.bulk {
+                        self.delivered(req);
+                    } else {
+                        match a.body.as_deref().map(bulk::parse_answer) {
+                            Some(Ok(bulk::BulkAnswer::AllOk)) => self.delivered(req),
+                            Some(Ok(bulk::BulkAnswer::Items(s))) => self.bulk_items(req, &s, held),
+                            Some(Err(e)) => self.retry_later(req, &e, None, held),
+                            None => self.retry_later(req, "no answer body", None, held),
+                        }
+                    }
                 }
-                drop(req.acks);
+                Verdict::Retry => {
+                    self.breaker.record(false, probe, now);
+                    let after = a.retry_after.filter(|_| matches!(a.status, 429 | 503));
+                    self.retry_later(req, &format!("HTTP {}", a.status), after, held);
+                }
+                Verdict::Permanent => {
+                    self.breaker.record(true, probe, now);
+                    self.warn(
+                        &format!("HTTP {}", a.status),
+                        req.events,
+                        "request rejected; events to the dead letter",
+                    );
+                    self.dead_letter(req, status_reason(a.status));
+                }
+            },
+            Err(e) => {
+                self.breaker.record(false, probe, now);
+                self.retry_later(req, &e, None, held);
             }
-            other => {
-                let why = match other {
-                    Ok(s) => format!("HTTP {s}"),
-                    Err(e) => e,
-                };
-                if self
-                    .last_warning
-                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
-                {
-                    self.last_warning = Some(Instant::now());
-                    tracing::warn!(component = %self.metrics.id, error = %why, events = req.events, "http sink: request failed");
-                }
-                self.failures.fetch_add(req.events, Ordering::Relaxed);
-                for a in &req.acks {
-                    a.fail();
-                }
+        }
+        self.sync_breaker_metrics();
+    }
+
+    /// The process is stopping with bodies still held: fail their batches.
+    fn give_up(&mut self, held: &mut Held) {
+        let mut reqs: Vec<Request> = held.ready.drain(..).collect();
+        reqs.append(&mut held.waiting);
+        reqs.extend(held.flying.iter_mut().filter_map(Option::take));
+        if !self.batcher.is_empty() {
+            reqs.push(self.batcher.seal());
+        }
+        let events: u64 = reqs.iter().map(|r| r.events).sum();
+        if events > 0 {
+            tracing::warn!(component = %self.metrics.id, events, "http sink: stopping with undelivered events; their batches are failed");
+        }
+        self.given_up.fetch_add(events, Ordering::Relaxed);
+        for r in reqs {
+            for a in &r.acks {
+                a.fail();
             }
+        }
+        held.in_flight = 0;
+    }
+
+    /// Sends what may go now: due retries first (within the budget), then new bodies.
+    fn dispatch(
+        &mut self,
+        held: &mut Held,
+        free: &mut Vec<Slot>,
+        tasks: &mut tokio::task::JoinSet<Sent>,
+        task_slot: &mut Vec<(tokio::task::Id, usize)>,
+    ) {
+        while !free.is_empty() {
+            let now = Instant::now();
+            let retry = held
+                .earliest()
+                .filter(|(_, due)| *due <= now)
+                .map(|(i, _)| i)
+                .filter(|_| self.budget.can_retry(now));
+            if retry.is_none() && held.ready.is_empty() {
+                break;
+            }
+            let Some(probe) = self.breaker.admit(now) else {
+                break;
+            };
+            self.sync_breaker_metrics();
+            let mut req = match retry {
+                Some(i) => {
+                    self.budget.record_retry(now);
+                    self.retries_total.fetch_add(1, Ordering::Relaxed);
+                    held.waiting.swap_remove(i)
+                }
+                None => {
+                    self.budget.record_request(now);
+                    held.ready.pop_front().expect("not empty")
+                }
+            };
+            req.probe = probe;
+            let body = match encode_body(&self.target, &req.body) {
+                Ok(b) => b,
+                Err(e) => {
+                    // Not the endpoint's fault: release the probe and give the events up.
+                    self.breaker.release(probe);
+                    self.warn(&e, req.events, "cannot encode; events to the dead letter");
+                    self.dead_letter(req, "encode_error");
+                    continue;
+                }
+            };
+            let slot = free.pop().expect("a free slot");
+            let id = slot.id;
+            held.flying[id] = Some(req);
+            held.in_flight += 1;
+            let handle = tasks.spawn(send(slot, body, self.target.clone()));
+            task_slot.push((handle.id(), id));
         }
     }
 
@@ -453,25 +848,27 @@ impl Writer {
         let mut free: Vec<Slot> = (0..self.concurrency)
             .map(|id| Slot { id, sender: None })
             .collect();
-        // Requests in flight, by slot id (kept here so a failed task still settles them).
-        let mut flying: Vec<Option<Request>> = (0..self.concurrency).map(|_| None).collect();
+        let mut held = Held {
+            flying: (0..self.concurrency).map(|_| None).collect(),
+            ..Held::default()
+        };
         let mut tasks: tokio::task::JoinSet<Sent> = tokio::task::JoinSet::new();
-        let mut ready: VecDeque<Request> = VecDeque::new();
         // Which slot each running task holds (to settle a task that panicked).
         let mut task_slot: Vec<(tokio::task::Id, usize)> = Vec::new();
+        self.sync_breaker_metrics();
         loop {
             self.bell.set_sleeping(false);
-            // Settle whatever finished (frees slots and acknowledges).
+            // Settle whatever finished (frees slots, acknowledges, schedules retries).
             while let Some(done) = tasks.try_join_next_with_id() {
-                self.settle(done, &mut free, &mut flying, &mut task_slot);
+                self.settle(done, &mut free, &mut held, &mut task_slot);
             }
             let mut took = false;
             for rx in self.rxs.iter_mut() {
-                while ready.len() < self.concurrency {
+                while held.len() < self.max_in_flight {
                     match rx.pop() {
                         Some(c) => {
                             took = true;
-                            self.batcher.add(c, &mut ready);
+                            self.batcher.add(c, &mut held.ready);
                         }
                         None => break,
                     }
@@ -479,49 +876,49 @@ impl Writer {
             }
             let closed = self.rxs.iter().all(|r| r.is_closed());
             if !self.batcher.is_empty()
-                && ready.len() < self.concurrency
+                && held.len() < self.max_in_flight
                 && (closed || self.batcher.first_at.elapsed() >= self.batch_timeout)
             {
-                ready.push_back(self.batcher.seal());
+                held.ready.push_back(self.batcher.seal());
             }
-            while !ready.is_empty() {
-                let Some(slot) = free.pop() else { break };
-                let mut req = ready.pop_front().expect("not empty");
-                let body = match encode_body(&self.target, &mut req) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        free.push(slot);
-                        self.finished(req, Err(e));
-                        continue;
-                    }
-                };
-                let id = slot.id;
-                flying[id] = Some(req);
-                let handle = tasks.spawn(send(slot, body, self.target.clone()));
-                task_slot.push((handle.id(), id));
+            if closed && self.lifecycle.is_stopped() && held.len() > 0 {
+                tasks.abort_all();
+                self.give_up(&mut held);
+                break;
             }
-            if closed && self.batcher.is_empty() && ready.is_empty() && tasks.is_empty() {
+            self.dispatch(&mut held, &mut free, &mut tasks, &mut task_slot);
+            if closed && self.batcher.is_empty() && held.len() == 0 && tasks.is_empty() {
                 break;
             }
             if took {
                 tokio::task::yield_now().await;
                 continue;
             }
-            // (With every slot busy and bodies waiting, a due partial body must wait too.)
-            let deadline = if self.batcher.is_empty() || ready.len() >= self.concurrency {
-                tokio::time::Instant::now() + Duration::from_millis(50)
-            } else {
-                tokio::time::Instant::from_std(self.batcher.first_at + self.batch_timeout)
-            };
+            // The next moment something is due: a partial body (when there is room to seal
+            // it), a retry or the breaker's cool-down (when a slot is free); at least every
+            // 50 ms (the stop check, a retry held back by the budget).
+            let now = Instant::now();
+            let mut wake = now + Duration::from_millis(50);
+            if !self.batcher.is_empty() && held.len() < self.max_in_flight {
+                wake = wake.min(self.batcher.first_at + self.batch_timeout);
+            }
+            if !free.is_empty() {
+                if let Some(until) = self.breaker.open_until() {
+                    wake = wake.min(until);
+                } else if let Some((_, due)) = held.earliest().filter(|(_, d)| *d > now) {
+                    wake = wake.min(due);
+                }
+            }
+            let deadline = tokio::time::Instant::from_std(wake);
             self.bell.set_sleeping(true);
-            if ready.len() < self.concurrency && self.rxs.iter().any(|r| !r.is_empty()) {
+            if held.len() < self.max_in_flight && self.rxs.iter().any(|r| !r.is_empty()) {
                 continue;
             }
             let poll = efd.is_none().then(|| Duration::from_millis(1));
             tokio::select! {
                 done = tasks.join_next_with_id(), if !tasks.is_empty() => {
                     if let Some(done) = done {
-                        self.settle(done, &mut free, &mut flying, &mut task_slot);
+                        self.settle(done, &mut free, &mut held, &mut task_slot);
                     }
                 }
                 woke = async {
@@ -548,7 +945,7 @@ impl Writer {
         &mut self,
         done: Result<(tokio::task::Id, Sent), tokio::task::JoinError>,
         free: &mut Vec<Slot>,
-        flying: &mut [Option<Request>],
+        held: &mut Held,
         task_slot: &mut Vec<(tokio::task::Id, usize)>,
     ) {
         let task = match &done {
@@ -567,24 +964,24 @@ impl Writer {
                 Err(format!("request task failed: {e}")),
             ),
         };
-        if let Some(req) = flying[id].take() {
-            self.finished(req, result);
+        if let Some(req) = held.flying[id].take() {
+            held.in_flight -= 1;
+            self.finished(req, result, held);
         }
         free.push(slot);
     }
 }
 
 /// The bytes to send for a request (gzipped if asked).
-fn encode_body(target: &Target, req: &mut Request) -> Result<Bytes, String> {
-    let body = std::mem::take(&mut req.body);
+fn encode_body(target: &Target, body: &Bytes) -> Result<Bytes, String> {
     if !target.gzip {
-        return Ok(Bytes::from(body));
+        return Ok(body.clone());
     }
     let mut enc = flate2::write::GzEncoder::new(
         Vec::with_capacity(body.len() / 4 + 64),
         flate2::Compression::fast(),
     );
-    enc.write_all(&body)
+    enc.write_all(body)
         .and_then(|_| enc.finish())
         .map(Bytes::from)
         .map_err(|e| format!("gzip: {e}"))
@@ -619,7 +1016,7 @@ async fn connect(
     Ok(sender)
 }
 
-async fn attempt(slot: &mut Slot, body: Bytes, target: &Target) -> Result<u16, String> {
+async fn attempt(slot: &mut Slot, body: Bytes, target: &Target) -> Result<Answer, String> {
     let mut tries = 0;
     loop {
         tries += 1;
@@ -644,11 +1041,29 @@ async fn attempt(slot: &mut Slot, body: Bytes, target: &Target) -> Result<u16, S
                 .map_err(|e| e.to_string())?;
             let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
             let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get(hyper::header::RETRY_AFTER)
+                .and_then(|v| parse_retry_after(v.as_bytes()));
+            let keep = target.keep_answer && (200..300).contains(&status);
+            let mut kept = Vec::new();
             let mut b = resp.into_body();
             while let Some(frame) = b.frame().await {
-                frame.map_err(|e| e.to_string())?;
+                let frame = frame.map_err(|e| e.to_string())?;
+                if keep {
+                    if let Some(d) = frame.data_ref() {
+                        if kept.len() + d.len() > MAX_ANSWER {
+                            return Err(format!("answer larger than {MAX_ANSWER} bytes"));
+                        }
+                        kept.extend_from_slice(d);
+                    }
+                }
             }
-            Ok::<u16, String>(status)
+            Ok::<Answer, String>(Answer {
+                status,
+                retry_after,
+                body: keep.then(|| Bytes::from(kept)),
+            })
         }
         .await;
         match outcome {
