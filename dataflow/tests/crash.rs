@@ -514,7 +514,11 @@ fn metric_sum(text: &str, name: &str) -> f64 {
 /// segments removed: the state a power cut at that moment leaves). `sluice` started on the
 /// cut copy delivers every record that was complete before the cut, once, nothing after
 /// it, and reports the damage in its log and in `/metrics`
-/// (`sluice_disk_buffer_torn_tails_total`). `SLUICE_CUT_ROUNDS` (default 4).
+/// (`sluice_disk_buffer_torn_tails_total`). Odd rounds truncate an older segment instead and
+/// keep the later ones: everything but the cut records is delivered, and the skip and the
+/// records lost are reported (`..._corrupt_skips_total`, `..._records_lost_total`). Rounds
+/// 2, 6, ... cut a segment header and a record boundary on purpose.
+/// `SLUICE_CUT_ROUNDS` (default 4).
 #[test]
 fn power_cut_wal_keeps_every_complete_record() {
     let rounds = env_or("SLUICE_CUT_ROUNDS", 4);
@@ -590,33 +594,49 @@ buffer = {{ type = "disk", max_size = "256MiB", segment_size = "128KiB", sync = 
         copy_dir(&dir.path().join("data"), &data);
         let mut want: HashSet<String> = HashSet::new();
         let mut maybe: HashSet<String> = HashSet::new();
-        let (mut damaged, mut unsure) = (0, 0);
+        // Odd rounds damage an older segment instead (when a shard has two or more): the
+        // later ones stay, the reader reports the damage and goes on with the next segment.
+        let inner = round % 2 == 1;
+        let (mut damaged, mut unsure, mut lost) = (0, 0, 0u64);
         for shard in 0..2 {
             let segs = scan_wal(&wal(&data, shard));
-            // A byte position in the shard's log: segment i, offset x in it (up to the end of
-            // its last record; below 32 the segment header itself is cut).
-            let total: u64 = segs
-                .iter()
-                .map(|(_, r)| r.last().map_or(32, |r| r.end))
-                .sum();
-            let mut at = rng.range(0, total + 1);
-            let mut cut = None;
-            for (i, (_, recs)) in segs.iter().enumerate() {
-                let len = recs.last().map_or(32, |r| r.end);
-                if at <= len {
-                    cut = Some((i, at));
-                    break;
+            let seg_len = |recs: &[Rec]| recs.last().map_or(32, |r| r.end);
+            let (ci, x, keep_later) = if inner && segs.len() >= 2 {
+                let ci = rng.range(0, segs.len() as u64 - 1) as usize;
+                (ci, rng.range(0, seg_len(&segs[ci].1) + 1), true)
+            } else if round % 4 == 2 {
+                // The edges, on purpose: shard 0 cuts a segment header (the segment is
+                // dropped whole), shard 1 cuts exactly on a record boundary (nothing is torn).
+                let ci = rng.range(0, segs.len() as u64) as usize;
+                let recs = &segs[ci].1;
+                let x = if shard == 0 || recs.is_empty() {
+                    rng.range(0, 32)
+                } else {
+                    recs[rng.range(0, recs.len() as u64) as usize].end
+                };
+                (ci, x, false)
+            } else {
+                // A byte position in the shard's log: segment i, offset x in it (up to the
+                // end of its last record; below 32 the segment header itself is cut).
+                let total: u64 = segs.iter().map(|(_, r)| seg_len(r)).sum();
+                let mut at = rng.range(0, total + 1);
+                let mut cut = (segs.len() - 1, 32);
+                for (i, (_, recs)) in segs.iter().enumerate() {
+                    if at <= seg_len(recs) {
+                        cut = (i, at);
+                        break;
+                    }
+                    at -= seg_len(recs);
                 }
-                at -= len;
-            }
-            let (ci, x) = cut.unwrap_or((segs.len() - 1, 32));
+                (cut.0, cut.1, false)
+            };
             for (i, (path, recs)) in segs.iter().enumerate() {
-                if i > ci {
+                if i > ci && !keep_later {
                     std::fs::remove_file(path).unwrap();
                     continue;
                 }
                 for r in recs {
-                    if i < ci || r.end <= x {
+                    if i != ci || r.end <= x {
                         want.extend(r.lines.iter().cloned());
                     } else if r.offset < x {
                         // Cut inside this record: only inside its padding would it survive.
@@ -626,23 +646,36 @@ buffer = {{ type = "disk", max_size = "256MiB", segment_size = "128KiB", sync = 
                 if i == ci {
                     let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
                     f.set_len(x).unwrap();
-                    let boundary = x >= 32 && (x == 32 || recs.iter().any(|r| r.end == x));
-                    // Records are 8-byte aligned: a cut in the last 7 bytes may only cut
-                    // padding, and then nothing is damaged.
-                    let padding = recs
-                        .iter()
-                        .any(|r| r.offset < x && x < r.end && r.end - x < 8);
+                    // Records are 8-byte aligned: a cut in the last 7 bytes of a record may
+                    // only cut padding. At the tail that damages nothing; inside an older
+                    // segment it does when a record follows.
+                    let in_padding = |r: &&Rec| r.offset < x && x < r.end && r.end - x < 8;
+                    let whole = if keep_later {
+                        // Damage unless the segment is whole.
+                        x >= 32 && x == seg_len(recs)
+                    } else {
+                        x >= 32 && (x == 32 || recs.iter().any(|r| r.end == x))
+                    };
+                    let padding = match recs.last() {
+                        Some(last) if keep_later => in_padding(&last),
+                        _ if keep_later => false,
+                        _ => recs.iter().any(|r| in_padding(&r)),
+                    };
                     if padding {
                         unsure += 1;
-                    } else if !boundary {
+                    } else if !whole {
                         damaged += 1;
+                        lost += recs.iter().filter(|r| r.end > x).count() as u64;
                     }
                     eprintln!(
-                        "round {round} shard {shard}: cut {} at byte {x} ({} of {} segments kept{})",
+                        "round {round} shard {shard}: cut {} at byte {x} ({}{})",
                         path.file_name().unwrap().to_string_lossy(),
-                        ci + 1,
-                        segs.len(),
-                        if boundary { ", on a record boundary" } else { "" }
+                        if keep_later {
+                            format!("an older segment, {} in all", segs.len())
+                        } else {
+                            format!("{} of {} segments kept", ci + 1, segs.len())
+                        },
+                        if whole { ", nothing cut" } else { "" }
                     );
                 }
             }
@@ -698,16 +731,33 @@ buffer = {{ type = "disk", max_size = "256MiB", segment_size = "128KiB", sync = 
             );
         }
         let torn = metric_sum(&metrics, "sluice_disk_buffer_torn_tails_total") as usize;
+        let skips = metric_sum(&metrics, "sluice_disk_buffer_corrupt_skips_total") as usize;
+        let records_lost = metric_sum(&metrics, "sluice_disk_buffer_records_lost_total") as u64;
+        // Tail cuts are torn tails; cuts in older segments are skips with records lost.
+        let found = if inner { skips } else { torn };
         assert!(
-            (damaged..=damaged + unsure).contains(&torn),
-            "round {round}: {torn} torn tails in /metrics, want {damaged} (+{unsure} unsure)"
+            (damaged..=damaged + unsure).contains(&found),
+            "round {round}: {found} damages in /metrics (torn {torn}, skips {skips}), want {damaged} (+{unsure} unsure)"
         );
+        if inner {
+            assert_eq!(torn, 0, "round {round}: no tail was cut");
+            if unsure == 0 {
+                assert_eq!(
+                    records_lost, lost,
+                    "round {round}: records lost in /metrics"
+                );
+            }
+        } else {
+            assert_eq!(skips, 0, "round {round}: no older segment was damaged");
+        }
         let logged = std::fs::read_to_string(&log).unwrap();
         let reported = logged.matches("WAL torn write at the tail").count()
-            + logged.matches("WAL tail segment header torn").count();
-        assert_eq!(reported, torn, "round {round}: damage in the log");
+            + logged.matches("WAL tail segment header torn").count()
+            + logged.matches("WAL segment damaged: skipping").count()
+            + logged.matches("WAL segment header damaged").count();
+        assert_eq!(reported, found, "round {round}: damage in the log");
         eprintln!(
-            "round {round}: {} lines delivered of {} complete ({} in a cut record), {torn} torn tails reported, {} bytes cut",
+            "round {round}: {} lines delivered of {} complete ({} in a cut record), {torn} torn tails, {skips} damaged segments skipped ({records_lost} records lost) reported, {} bytes cut at the tail",
             got.len(),
             want.len(),
             maybe.len(),
