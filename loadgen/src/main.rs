@@ -125,6 +125,16 @@ struct Args {
     /// http: send this key as `X-API-Key`.
     #[arg(long)]
     api_key: Option<String>,
+    /// http: send a request again when it gets no answer (connection refused or reset) or a
+    /// 408, 429 or 5xx answer, with backoff (10 ms doubling to 500 ms), until it is answered
+    /// 2xx or the run is stopped (Ctrl-C / SIGTERM); no fail-fast check at start. For crash
+    /// tests: with `acknowledgements = true` on Sluice's http source, a 2xx means accepted.
+    #[arg(long)]
+    retry: bool,
+    /// http: append a line `FIRST COUNT` to this file for each request answered 2xx (its
+    /// events are seq FIRST..FIRST+COUNT), as the answer arrives.
+    #[arg(long)]
+    acked_ids: Option<std::path::PathBuf>,
     /// http: send a partly filled request after this long.
     #[arg(long, default_value = "10ms", value_parser = parse_duration)]
     linger: Duration,
@@ -408,6 +418,9 @@ fn real_main() -> anyhow::Result<()> {
     if args.rotate_every.is_some() && !matches!(dest, Some(Dest::File(_))) {
         anyhow::bail!("--rotate-every needs a file target");
     }
+    if (args.retry || args.acked_ids.is_some()) && !matches!(dest, Some(Dest::Http(..))) {
+        anyhow::bail!("--retry and --acked-ids need an http target");
+    }
     let stop = Arc::new(AtomicBool::new(false));
     // A first Ctrl-C stops cleanly (with the summary); a second one exits at once.
     let _ = signal_hook::flag::register_conditional_shutdown(
@@ -505,6 +518,15 @@ fn real_main() -> anyhow::Result<()> {
                     api_key: args.api_key.clone(),
                     linger: args.linger,
                     json_events: args.format.is_json(),
+                    retry: args.retry,
+                    acked_ids: match &args.acked_ids {
+                        Some(p) => Some(
+                            std::fs::File::create(p)
+                                .map_err(|e| anyhow::anyhow!("--acked-ids {}: {e}", p.display()))?,
+                        ),
+                        None => None,
+                    },
+                    stop: stop.clone(),
                 };
                 (
                     Box::new(targets::HttpTarget::start(settings, counters.clone())?),
@@ -593,6 +615,7 @@ fn report(
         json.insert("sent".into(), sent.into());
         json.insert("errors".into(), errors.into());
         json.insert("bytes".into(), bytes.into());
+        json.insert("retries".into(), c.retries.load(Ordering::Relaxed).into());
         json.insert(
             "elapsed_s".into(),
             ((secs * 1000.0).round() / 1000.0).into(),
@@ -609,6 +632,10 @@ fn report(
             s.target,
             rate.map(|r| format!(", target {r:.0}")).unwrap_or_default(),
         ));
+        let retries = c.retries.load(Ordering::Relaxed);
+        if retries > 0 {
+            text.push_str(&format!(", {retries} requests retried"));
+        }
         if s.scheduled < args.count.unwrap_or(0) && errors == 0 {
             text.push_str(" (stopped early)");
         }

@@ -15,7 +15,11 @@
 //!   JSON object for `/log`) to `concurrency` worker threads, each with a keep-alive
 //!   connection ([`crate::http::Client`]). Events that are not JSON go as
 //!   `{"message":"LINE"}`. A partly filled body is sent after `linger`. Events count as sent
-//!   on a 2xx answer and as errors otherwise.
+//!   on a 2xx answer and as errors otherwise. With `retry`, a body that gets no answer
+//!   (connection refused or reset) or a 408, 429 or 5xx answer is sent again (backoff from
+//!   10 ms doubling to 500 ms) until it is answered 2xx or the run is stopped; with
+//!   `acked_ids`, each 2xx body appends a line `FIRST COUNT` (its events' seqs are
+//!   `FIRST..FIRST+COUNT`) to that file, written as the answer arrives.
 //!
 //! Every queue is bounded: the HTTP body queue holds `concurrency` bodies, and a full queue
 //! stalls the pacing loop (the sender falls behind its schedule, which the report shows).
@@ -23,7 +27,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +37,8 @@ pub struct Counters {
     pub sent: AtomicU64,
     pub errors: AtomicU64,
     pub bytes: AtomicU64,
+    /// HTTP requests sent again (`retry`).
+    pub retries: AtomicU64,
     pub last_error: Mutex<Option<String>>,
 }
 
@@ -457,11 +463,25 @@ pub struct HttpSettings {
     pub api_key: Option<String>,
     pub linger: Duration,
     pub json_events: bool,
+    /// Send a failed body again until it is answered 2xx or `stop` is set.
+    pub retry: bool,
+    /// Appends `FIRST COUNT` per body answered 2xx.
+    pub acked_ids: Option<File>,
+    pub stop: Arc<AtomicBool>,
 }
 
 struct Body {
     data: Vec<u8>,
     events: u64,
+    first_seq: u64,
+}
+
+/// Whether a body answered with `status` (or not answered) is worth sending again.
+fn retryable(status: Option<u16>) -> bool {
+    match status {
+        None => true,
+        Some(s) => s == 408 || s == 429 || (500..600).contains(&s),
+    }
 }
 
 pub struct HttpTarget {
@@ -469,6 +489,7 @@ pub struct HttpTarget {
     workers: Vec<std::thread::JoinHandle<()>>,
     body: Vec<u8>,
     events: u64,
+    first_seq: u64,
     first_at: Instant,
     batch: usize,
     linger: Duration,
@@ -485,9 +506,12 @@ enum BodyMode {
 
 impl HttpTarget {
     pub fn start(s: HttpSettings, counters: Arc<Counters>) -> anyhow::Result<HttpTarget> {
-        // Fail fast when nothing listens.
-        TcpStream::connect_timeout(&s.addr, Duration::from_secs(5))
-            .map_err(|e| anyhow::anyhow!("cannot connect to {}: {e}", s.addr))?;
+        // Fail fast when nothing listens (with `retry`, wait for it instead).
+        if !s.retry {
+            TcpStream::connect_timeout(&s.addr, Duration::from_secs(5))
+                .map_err(|e| anyhow::anyhow!("cannot connect to {}: {e}", s.addr))?;
+        }
+        let acked = s.acked_ids.map(|f| Arc::new(Mutex::new(f)));
         let mode = if s.endpoint.ends_with("/_bulk") {
             BodyMode::Bulk
         } else if s.endpoint == "/log" {
@@ -514,6 +538,7 @@ impl HttpTarget {
             let counters = counters.clone();
             let headers = headers.clone();
             let (addr, host, endpoint, gzip) = (s.addr, s.host.clone(), s.endpoint.clone(), s.gzip);
+            let (retry, stop, acked) = (s.retry, s.stop.clone(), acked.clone());
             workers.push(
                 std::thread::Builder::new()
                     .name(format!("http-{i}"))
@@ -540,12 +565,35 @@ impl HttpTarget {
                             } else {
                                 &body.data
                             };
-                            match client.post(&endpoint, content_type, &headers, payload) {
-                                Ok(st) if (200..300).contains(&st) => {
-                                    counters.ok(body.events, payload.len() as u64)
+                            let mut backoff = Duration::from_millis(10);
+                            loop {
+                                let result =
+                                    client.post(&endpoint, content_type, &headers, payload);
+                                let status = result.as_ref().ok().copied();
+                                if status.is_some_and(|st| (200..300).contains(&st)) {
+                                    counters.ok(body.events, payload.len() as u64);
+                                    if let Some(f) = &acked {
+                                        if let Ok(mut f) = f.lock() {
+                                            let line =
+                                                format!("{} {}\n", body.first_seq, body.events);
+                                            if let Err(e) = f.write_all(line.as_bytes()) {
+                                                counters.fail(0, format!("--acked-ids: {e}"));
+                                            }
+                                        }
+                                    }
+                                    break;
                                 }
-                                Ok(st) => counters.fail(body.events, format!("HTTP {st}")),
-                                Err(e) => counters.fail(body.events, format!("{addr}: {e}")),
+                                if retry && retryable(status) && !stop.load(Ordering::Relaxed) {
+                                    counters.retries.fetch_add(1, Ordering::Relaxed);
+                                    std::thread::sleep(backoff);
+                                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                                    continue;
+                                }
+                                match result {
+                                    Ok(st) => counters.fail(body.events, format!("HTTP {st}")),
+                                    Err(e) => counters.fail(body.events, format!("{addr}: {e}")),
+                                }
+                                break;
                             }
                         }
                     })?,
@@ -556,6 +604,7 @@ impl HttpTarget {
             workers,
             body: Vec::with_capacity(s.batch * 300),
             events: 0,
+            first_seq: 0,
             first_at: Instant::now(),
             batch: if mode == BodyMode::Single { 1 } else { s.batch },
             linger: s.linger,
@@ -571,6 +620,7 @@ impl HttpTarget {
         let body = Body {
             data: std::mem::replace(&mut self.body, Vec::with_capacity(self.batch * 300)),
             events: self.events,
+            first_seq: self.first_seq,
         };
         self.events = 0;
         if let Some(tx) = &self.tx {
@@ -603,9 +653,10 @@ pub fn json_escape(s: &[u8], out: &mut Vec<u8>) {
 
 impl Target for HttpTarget {
     fn send(&mut self, burst: &Burst, c: &Counters) {
-        for ev in burst.events() {
+        for (i, ev) in burst.events().enumerate() {
             if self.events == 0 {
                 self.first_at = Instant::now();
+                self.first_seq = burst.first_seq + i as u64;
             }
             if self.mode == BodyMode::Bulk {
                 self.body.extend_from_slice(b"{\"index\":{}}\n");

@@ -1,5 +1,6 @@
 //! The real `sluice-loadgen` binary: every format parses as that format, determinism,
-//! pacing, rotation, each target against a small listener in the test, and `--listen`.
+//! pacing, rotation, each target against a small listener in the test (a hand-built HTTP/1.1
+//! server for `http`, also for `--retry` / `--acked-ids`), and `--listen`.
 
 use regex::Regex;
 use std::collections::BTreeSet;
@@ -416,15 +417,26 @@ fn udp_sends_one_datagram_per_event() {
 /// A tiny HTTP server: records (path, headers, decoded body) of every request, answers
 /// `status`.
 #[allow(clippy::type_complexity)]
-fn http_sink(status: u16) -> (u16, Arc<Mutex<Vec<(String, Vec<String>, String)>>>) {
+type Received = Arc<Mutex<Vec<(String, Vec<String>, String)>>>;
+
+fn http_sink(status: u16) -> (u16, Received) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
+    (port, serve_http(l, move |_| status))
+}
+
+/// A hand-built HTTP/1.1 server: answers request `n` (counted over all connections) with
+/// `status(n)` and records the 2xx-answered ones.
+fn serve_http(l: TcpListener, status: impl Fn(usize) -> u16 + Send + Sync + 'static) -> Received {
     let got = Arc::new(Mutex::new(Vec::new()));
     let g = got.clone();
+    let status = Arc::new(status);
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     std::thread::spawn(move || {
         for c in l.incoming() {
             let Ok(c) = c else { return };
             let g = g.clone();
+            let (status, count) = (status.clone(), count.clone());
             std::thread::spawn(move || {
                 let mut w = c.try_clone().unwrap();
                 let mut r = BufReader::new(c);
@@ -457,9 +469,12 @@ fn http_sink(status: u16) -> (u16, Arc<Mutex<Vec<(String, Vec<String>, String)>>
                             .unwrap();
                         body = plain;
                     }
-                    g.lock()
-                        .unwrap()
-                        .push((path, headers, String::from_utf8(body).unwrap()));
+                    let status = status(count.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+                    if (200..300).contains(&status) {
+                        g.lock()
+                            .unwrap()
+                            .push((path, headers, String::from_utf8(body).unwrap()));
+                    }
                     let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
                     if w.write_all(reply.as_bytes()).is_err() {
                         return;
@@ -468,7 +483,48 @@ fn http_sink(status: u16) -> (u16, Arc<Mutex<Vec<(String, Vec<String>, String)>>
             });
         }
     });
-    (port, got)
+    got
+}
+
+/// `--retry` waits for a server that is not up yet and sends 503-answered requests again;
+/// `--acked-ids` lists each 2xx-answered request's seq range, together every event once.
+#[test]
+fn http_retry_until_acknowledged_and_acked_ids() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let acked = dir.path().join("acked.txt");
+    let child = loadgen()
+        .args(["--count", "1000", "--batch", "100", "--concurrency", "2"])
+        .args(["--retry", "--json", "-o"])
+        .arg(format!("http://127.0.0.1:{port}/logs"))
+        .arg("--acked-ids")
+        .arg(&acked)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let got = serve_http(l, |n| if n < 3 { 503 } else { 200 });
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let s = summary(&out);
+    assert_eq!(s["sent"], 1000, "{s}");
+    assert_eq!(s["errors"], 0, "{s}");
+    assert!(s["retries"].as_u64().unwrap() >= 3, "{s}");
+    let mut seqs = Vec::new();
+    for l in std::fs::read_to_string(&acked).unwrap().lines() {
+        let (first, count) = l.split_once(' ').unwrap();
+        let (first, count): (u64, u64) = (first.parse().unwrap(), count.parse().unwrap());
+        seqs.extend(first..first + count);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..1000).collect::<Vec<u64>>());
+    let bodies = got.lock().unwrap();
+    let received: BTreeSet<u64> = bodies
+        .iter()
+        .flat_map(|(_, _, b)| b.lines().map(|l| stamp_of(l).0).collect::<Vec<_>>())
+        .collect();
+    assert_eq!(received.len(), 1000);
 }
 
 #[test]

@@ -13,12 +13,12 @@
 
 use super::writer::{Chunk, ChunkWriter, Encoder};
 use sluice_engine::batch::Batch;
-use sluice_engine::metrics::ComponentMetrics;
+use sluice_engine::metrics::{ComponentMetrics, Registry};
 use sluice_engine::pipeline::ShardSink;
 use sluice_engine::ring::{self, Doorbell, RingRx, RingTx, WhenFull};
 use sluice_engine::runtime::{self, ShardWalIo};
 use sluice_engine::wal::{
-    index::SharedIndex, DiskBufferConfig, SyncMode, Wal, WalCursor, WalReader,
+    index::SharedIndex, DiskBufferConfig, SyncMode, Wal, WalCursor, WalMetrics, WalReader,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -260,8 +260,48 @@ struct ShardFeed {
     cursor: WalCursor,
 }
 
+/// A rendered WAL series: name suffix, type, help, value.
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&WalMetrics) -> u64,
+);
+
+/// Renders each shard's WAL counters at scrape time: `sluice_disk_buffer_*{component,shard}`
+/// (what recovery found: torn tails cut and the bytes they dropped, damaged segments
+/// skipped, records lost to damage, bytes read at open; and appends, commits, reads).
+fn register(registry: &Registry, id: &str, wals: Vec<(Arc<WalMetrics>, u64)>) {
+    let id = id.replace('\\', "\\\\").replace('"', "\\\"");
+    registry.collector(Box::new(move |out: &mut String| {
+        use std::fmt::Write;
+        let series: [Series; 8] = [
+            ("torn_tails_total", "counter", "Torn writes cut off at a WAL tail by recovery.", |m| m.torn_tails.load(Ordering::Relaxed)),
+            ("corrupt_skips_total", "counter", "Damaged WAL segments or segment headers skipped.", |m| m.corrupt_skips.load(Ordering::Relaxed)),
+            ("records_lost_total", "counter", "WAL records that could not be read back because of damage.", |m| m.records_lost.load(Ordering::Relaxed)),
+            ("recovery_bytes_read_total", "counter", "Bytes read from the WAL by recovery at open.", |m| m.recovery_bytes_read.load(Ordering::Relaxed)),
+            ("records_appended_total", "counter", "Records appended to the WAL.", |m| m.records_appended.load(Ordering::Relaxed)),
+            ("commits_total", "counter", "WAL group commits.", |m| m.commits.load(Ordering::Relaxed)),
+            ("records_read_total", "counter", "WAL records read back (replay and ring gaps).", |m| m.records_read.load(Ordering::Relaxed)),
+            ("segments_deleted_total", "counter", "WAL segments deleted once acknowledged.", |m| m.segments_deleted.load(Ordering::Relaxed)),
+        ];
+        for (name, kind, help, get) in series {
+            let _ = writeln!(out, "# HELP sluice_disk_buffer_{name} {help}\n# TYPE sluice_disk_buffer_{name} {kind}");
+            for (shard, (m, _)) in wals.iter().enumerate() {
+                let _ = writeln!(out, "sluice_disk_buffer_{name}{{component=\"{id}\",shard=\"{shard}\"}} {}", get(m));
+            }
+        }
+        let _ = writeln!(out, "# HELP sluice_disk_buffer_recovery_dropped_bytes Bytes after a torn write that recovery cut off at open.\n# TYPE sluice_disk_buffer_recovery_dropped_bytes gauge");
+        for (shard, (_, cut)) in wals.iter().enumerate() {
+            let _ = writeln!(out, "sluice_disk_buffer_recovery_dropped_bytes{{component=\"{id}\",shard=\"{shard}\"}} {cut}");
+        }
+    }));
+}
+
 /// Builds the shard stubs of a disk-buffered sink (opening, that is recovering, each shard's
-/// WAL under `dir/shard-<n>`) and the body of its writer thread.
+/// WAL under `dir/shard-<n>`) and the body of its writer thread; registers the WALs'
+/// counters (recovery damage among them) with `registry`.
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     shards: usize,
     dir: &std::path::Path,
@@ -269,6 +309,7 @@ pub fn build(
     encoding: sluice_engine::encode::Encoding,
     template: Option<super::super::template::Template>,
     metrics: Arc<ComponentMetrics>,
+    registry: &Registry,
     mut writer: Box<dyn ChunkWriter>,
 ) -> std::io::Result<(Vec<Box<dyn ShardSink>>, super::writer::WriterThread)> {
     let bell = Doorbell::new();
@@ -278,12 +319,15 @@ pub fn build(
         segment_size: cfg.segment_size,
         sync: cfg.sync,
     };
+    let mut wal_metrics = Vec::new();
     for shard in 0..shards {
         let wal = Wal::open(&dir.join(format!("shard-{shard}")), wal_cfg)?;
         let rep = &wal.report;
         if rep.torn.is_some() || !rep.bad_segments.is_empty() {
             tracing::warn!(component = %metrics.id, shard, report = ?rep, "disk buffer recovered with damage");
         }
+        let cut = rep.torn.as_ref().map_or(0, |t| t.3);
+        wal_metrics.push((wal.metrics.clone(), cut));
         tracing::info!(component = %metrics.id, shard, unacknowledged = wal.next_seq() - wal.cursor().min(wal.next_seq()), "disk buffer opened");
         let (qtx, qrx) = ring::ring(
             QUEUE,
@@ -319,6 +363,7 @@ pub fn build(
             gone,
         }));
     }
+    register(registry, &metrics.id, wal_metrics);
     let failures = metrics.dropped("write_error");
     let thread = Box::new(move || {
         let mut payload = Vec::new();

@@ -64,6 +64,7 @@ impl ConsoleConfig {
                 self.encoding,
                 None,
                 metrics,
+                &ctx.registry,
                 w,
             )
             .map_err(|e| format!("cannot open the disk buffer: {e}"))?,

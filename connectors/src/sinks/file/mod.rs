@@ -1,6 +1,7 @@
 //! `type = "file"`: appends events to files named by a template
 //! (`/var/log/out/{{ service }}-%Y-%m-%d.ndjson`), creating directories as needed and keeping
-//! up to 64 files open.
+//! up to 64 files open. A file found ending inside a line (a write cut short by a crash) gets
+//! that line ended before anything is appended.
 
 use crate::sinks::writer::{self, Chunk, ChunkWriter};
 use crate::sinks::SinkRuntime;
@@ -44,11 +45,36 @@ impl FileWriter {
                     std::fs::create_dir_all(dir)?;
                 }
             }
-            let f = OpenOptions::new().create(true).append(true).open(path)?;
+            let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+            end_partial_line(path, &mut f)?;
             self.open.insert(path.to_string(), f);
         }
         Ok(self.open.get_mut(path).expect("just inserted"))
     }
+}
+
+/// A regular file that does not end with a newline had a write cut short (a SIGKILL can
+/// interrupt a large `write` part way): its last line is ended, so what comes next (the
+/// replay of the unacknowledged record, at least once) starts on a line of its own. The
+/// fragment stays: nothing is truncated under a reader that may have seen it.
+fn end_partial_line(path: &str, f: &mut File) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let meta = f.metadata()?;
+    if !meta.is_file() || meta.len() == 0 {
+        return Ok(());
+    }
+    let Ok(r) = File::open(path) else {
+        return Ok(()); // not readable: nothing to check
+    };
+    let mut last = [0u8; 1];
+    if r.read_at(&mut last, meta.len() - 1)? == 1 && last[0] != b'\n' {
+        tracing::warn!(
+            path,
+            "the file ends inside a line (a write cut short by a crash); ending that line"
+        );
+        f.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 impl ChunkWriter for FileWriter {
@@ -89,6 +115,7 @@ impl FileSinkConfig {
                 self.encoding,
                 Some(template),
                 metrics,
+                &ctx.registry,
                 w,
             )
             .map_err(|e| format!("cannot open the disk buffer: {e}"))?,

@@ -7,8 +7,9 @@
 //! restart: at-least-once).
 //!
 //! The checkpoint file (`DATA_DIR/sources/ID/checkpoints.json`) is written atomically by a
-//! background thread every `checkpoint_interval` and once more at shutdown: temp file,
-//! fsync, rename, fsync of the directory.
+//! background thread when offsets advanced, at most once per `checkpoint_interval` (the
+//! first advance after start at once), and once more at shutdown: temp file, fsync, rename,
+//! fsync of the directory.
 
 use super::identity::FileKey;
 use serde::{Deserialize, Serialize};
