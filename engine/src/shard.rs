@@ -117,11 +117,21 @@ pub struct ShardSetup {
     /// Rings from the other shards' keyed exchanges into this shard (drained even while
     /// this shard's own exchange rings are full, so shards never wait on each other).
     pub exchange_inbound: Vec<RingRx<Envelope>>,
+    /// Rings from sinks' dead-letter outputs (their writer threads) into this shard. Drained
+    /// even while a sink holds back a batch, as long as the pipeline's backlog stays under
+    /// [`DEAD_LETTER_BACKLOG`]: a writer thread waiting for room in these rings may be the
+    /// very thread this shard waits on. (The config rejects dead-letter cycles, so what
+    /// these batches reach can always drain.)
+    pub dead_letter_inbound: Vec<RingRx<Envelope>>,
     /// Rung by every producer of `inbound` when this shard sleeps.
     pub doorbell: Arc<Doorbell>,
     pub sources: Vec<Box<dyn ShardSource>>,
     pub lifecycle: Arc<Lifecycle>,
 }
+
+/// Most batches a blocked pipeline may hold back before the shard stops taking dead letters
+/// too (bounds the memory they can pile up).
+pub const DEAD_LETTER_BACKLOG: usize = 64;
 
 fn idle_backoff(n: u32) -> Duration {
     const STEPS_US: [u64; 6] = [20, 50, 100, 250, 500, 1000];
@@ -137,6 +147,7 @@ pub async fn run_shard(setup: ShardSetup) {
         mut inbound,
         peers,
         mut exchange_inbound,
+        mut dead_letter_inbound,
         sources,
         lifecycle,
         doorbell,
@@ -194,6 +205,18 @@ pub async fn run_shard(setup: ShardSetup) {
                     }
                 }
             }
+            if p.backlog() < DEAD_LETTER_BACKLOG {
+                'dead: for rx in dead_letter_inbound.iter_mut() {
+                    for _ in 0..8 {
+                        let Some(env) = rx.pop() else { break };
+                        p.push(env.source, env.batch);
+                        did = true;
+                        if p.backlog() >= DEAD_LETTER_BACKLOG {
+                            break 'dead;
+                        }
+                    }
+                }
+            }
             if !p.is_blocked() {
                 'rings: for rx in inbound.iter_mut() {
                     for _ in 0..8 {
@@ -224,6 +247,7 @@ pub async fn run_shard(setup: ShardSetup) {
                     doorbell.set_sleeping(true);
                     if inbound.iter().all(|r| r.is_empty())
                         && exchange_inbound.iter().all(|r| r.is_empty())
+                        && dead_letter_inbound.iter().all(|r| r.is_empty())
                     {
                         w.wait(Duration::from_millis(100)).await;
                     }
