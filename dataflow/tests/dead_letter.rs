@@ -1,10 +1,11 @@
 //! A sink's dead-letter output (`ID.dead_letter`) consumed by another sink.
 //!
 //! - In process: a topology built from TOML (http source on an idle port → http sink `es`,
-//!   `es.dead_letter` → file sink) runs on its shards while the test, holding the sink's
-//!   connected `DeadLetter` (through `RunState::dead_letter_tap`), sends batches from a thread
-//!   into rings only two batches deep: every event reaches the file with its fields, the
-//!   reason and the sink's ID, also when the stop signal comes right after the last send.
+//!   `es.dead_letter` → file sink writing into a FIFO the test reads slowly) runs on its
+//!   shards while the test, holding the sink's connected `DeadLetter` (through
+//!   `RunState::dead_letter_tap`), sends batches from a thread into rings only two batches
+//!   deep: every event reaches the file with its fields, the reason and the sink's ID, also
+//!   when the stop signal comes right after the last send, with dead letters still queued.
 //! - Through the real binary: `sluice graph` and `sluice plan` show the edge.
 //! - Through the real binary, end to end: a hand-built test HTTP server (a Rust thread on a
 //!   std `TcpListener`, HTTP/1.1 with `Content-Length` bodies and keep-alive) answers 400 to
@@ -66,7 +67,28 @@ fn read_objects(path: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn dead_letters_reach_a_file_sink_with_fields_and_survive_a_clean_stop() {
     let dir = tempfile::tempdir().unwrap();
-    let dlq = dir.path().join("dlq.ndjson");
+    // The file sink writes into a FIFO that the test drains slowly, so that when the stop
+    // signal comes, dead letters are still queued in the rings (a drain that did not wait
+    // for them would lose them).
+    let dlq = dir.path().join("dlq.fifo");
+    let c_path = std::ffi::CString::new(dlq.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let reader = {
+        let dlq = dlq.clone();
+        std::thread::spawn(move || {
+            let mut f = std::fs::File::open(&dlq).unwrap();
+            let mut all = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                match f.read(&mut buf) {
+                    Ok(0) | Err(_) => return all,
+                    Ok(n) => all.extend_from_slice(&buf[..n]),
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
     let text = pipeline(dir.path(), free_port(), "http://127.0.0.1:9/", &dlq);
     let config = config::load_str(Path::new("dead_letter.toml"), &text, |_| None)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -134,7 +156,19 @@ fn dead_letters_reach_a_file_sink_with_fields_and_survive_a_clean_stop() {
     assert!(outcome.clean, "the drain timed out");
     assert_eq!(outcome.events_in, 0, "dead letters are not source input");
 
-    let objects = read_objects(&dlq);
+    // The writer closed the FIFO when it ended; if it never opened it, let the reader go.
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&dlq);
+    }
+    let written = String::from_utf8(reader.join().unwrap()).unwrap();
+    let objects: Vec<serde_json::Value> = written
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
     assert_eq!(objects.len() as u64, BATCHES * LINES);
     let mut seen = HashMap::new();
     for o in &objects {
