@@ -1,7 +1,11 @@
 //! The component graph: who reads whom. Checks that every input exists, that named outputs
 //! (`ID.NAME`) are real, that IDs are unique and that there is no cycle; renders DOT.
+//!
+//! Sinks have no main output, but some sink types have named ones: `ID.dead_letter` (see
+//! [`crate::config::sink_named_outputs`]). Such an edge can close a cycle through sinks
+//! (a sink reading its own dead letter, directly or through other components): rejected.
 
-use crate::config::{Config, Reporter};
+use crate::config::{sink_named_outputs, sink_types_with_output, Config, Reporter};
 use std::collections::HashMap;
 
 /// Where an input edge starts.
@@ -71,12 +75,44 @@ pub fn resolve(config: &Config, input: &str) -> Result<Output, String> {
             },
         };
     }
-    if config.sinks.iter().any(|s| s.id == id) {
-        return Err(format!("`{id}` is a sink; sinks have no outputs to read"));
+    if let Some(s) = config.sinks.iter().find(|s| s.id == id) {
+        let named = sink_named_outputs(&s.type_name);
+        return match name {
+            // The output is its own component (a source fed by the sink's writer thread),
+            // named by the whole input.
+            Some(n) if named.contains(&n) => Ok(Output {
+                component: input.into(),
+                port: 0,
+                name: Some(n.into()),
+            }),
+            Some(n) => {
+                let with = sink_types_with_output(n);
+                Err(if with.is_empty() {
+                    format!("sink `{id}` ({}) has no output named `{n}`", s.type_name)
+                } else {
+                    format!(
+                        "sink `{id}` ({}) has no output named `{n}` (sinks of type {} have it)",
+                        s.type_name,
+                        with.join(", ")
+                    )
+                })
+            }
+            None => Err(format!(
+                "`{id}` is a sink; sinks have no outputs to read (only named ones, like `{id}.dead_letter` of an http sink)"
+            )),
+        };
     }
     Err(format!(
         "unknown input `{input}`: no source or transform has that ID"
     ))
+}
+
+/// The sink whose named output (`SINK.NAME`, e.g. `es.dead_letter`) `input` reads, if it
+/// reads one.
+fn sink_output_read<'a>(config: &Config, input: &'a str) -> Option<&'a str> {
+    let (id, _) = input.split_once('.')?;
+    let out = resolve(config, input).ok()?;
+    (out.component == input && config.sinks.iter().any(|s| s.id == id)).then_some(id)
 }
 
 fn kp(parts: &[&str]) -> Vec<String> {
@@ -142,7 +178,20 @@ pub fn check(config: &Config, root: &toml::Table, rep: &mut Reporter) {
             }
         }
     }
-    // Cycles among transforms.
+    // A sink reading its own dead letter.
+    for s in &config.sinks {
+        for (i, input) in s.inputs.iter().enumerate() {
+            if sink_output_read(config, input) == Some(s.id.as_str())
+                && !duplicated.contains(&s.id.as_str())
+            {
+                rep.at(
+                    &kp(&["sinks", &s.id, "inputs", &i.to_string()]),
+                    format!("`{}` reads its own output `{input}`", s.id),
+                );
+            }
+        }
+    }
+    // Cycles among transforms, and through sinks' named outputs.
     let mut state: HashMap<&str, u8> = HashMap::new();
     let mut stack: Vec<&str> = Vec::new();
     fn visit<'a>(
@@ -165,26 +214,40 @@ pub fn check(config: &Config, root: &toml::Table, rep: &mut Reporter) {
         }
         state.insert(id, 1);
         stack.push(id);
-        if let Some(t) = config.transforms.iter().find(|t| t.id == id) {
-            for input in &t.inputs {
-                let up = input.split('.').next().unwrap_or(input);
-                if up != id && config.transforms.iter().any(|t| t.id == up) {
-                    visit(config, up, state, stack, found);
-                }
+        let inputs = match config.transforms.iter().find(|t| t.id == id) {
+            Some(t) => Some(&t.inputs),
+            None => config.sinks.iter().find(|s| s.id == id).map(|s| &s.inputs),
+        };
+        for input in inputs.into_iter().flatten() {
+            let up = input.split('.').next().unwrap_or(input);
+            let upstream = config.transforms.iter().any(|t| t.id == up)
+                || sink_output_read(config, input).is_some();
+            if up != id && upstream {
+                visit(config, up, state, stack, found);
             }
         }
         stack.pop();
         state.insert(id, 2);
     }
     let mut cycles = Vec::new();
-    for t in &config.transforms {
-        visit(config, &t.id, &mut state, &mut stack, &mut cycles);
+    let ids = config
+        .transforms
+        .iter()
+        .map(|t| t.id.as_str())
+        .chain(config.sinks.iter().map(|s| s.id.as_str()));
+    for id in ids {
+        visit(config, id, &mut state, &mut stack, &mut cycles);
     }
     for c in cycles {
         let mut shown: Vec<&str> = c.clone();
         shown.reverse();
+        let section = if config.transforms.iter().any(|t| t.id == c[0]) {
+            "transforms"
+        } else {
+            "sinks"
+        };
         rep.at(
-            &kp(&["transforms", c[0], "inputs"]),
+            &kp(&[section, c[0], "inputs"]),
             format!("cycle: {}", shown.join(" -> ")),
         );
     }

@@ -155,6 +155,7 @@ fn run(file: &Path, config: Config) -> ExitCode {
         registry: sluice_engine::metrics::Registry::new(),
         lifecycle: sluice_engine::shutdown::Lifecycle::new(),
         ready: AtomicBool::new(false),
+        dead_letter_tap: None,
     });
     let signal = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -6,8 +6,12 @@
 //! placed only where data changes thread: from a connector-thread source into each shard,
 //! between shards when a shard-owned source spreads its batches, and from each shard into
 //! a sink's writer thread.
+//!
+//! A sink's dead-letter output (`ID.dead_letter`) that something reads is planned as a
+//! source of its own, after the configured ones: its producer is the sink's writer thread,
+//! which deals batches to every shard through rings like a connector-thread source.
 
-use crate::config::{Config, Cores, Shards, SinkKind, SourceKind};
+use crate::config::{Config, Cores, Shards, SinkKind, SourceKind, DEAD_LETTER};
 use crate::graph::{resolve, Role};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -19,6 +23,8 @@ pub enum Placement {
     Shards { spread: bool },
     /// A connector thread feeding every shard.
     Thread,
+    /// The dead-letter output of sink `sink`: its writer thread feeds every shard.
+    DeadLetter { sink: String },
 }
 
 #[derive(Debug, Clone)]
@@ -108,7 +114,7 @@ pub fn placement(config: &Config, online: &[usize]) -> Result<Vec<Option<usize>>
 
 pub fn build(config: &Config, cores: Vec<Option<usize>>) -> Plan {
     let shards = cores.len();
-    let sources: Vec<SourcePlan> = config
+    let mut sources: Vec<SourcePlan> = config
         .sources
         .iter()
         .map(|s| SourcePlan {
@@ -125,6 +131,7 @@ pub fn build(config: &Config, cores: Vec<Option<usize>>) -> Plan {
             },
         })
         .collect();
+    sources.extend(dead_letter_sources(config));
     // Topological order of transforms (Kahn); the config is known to be acyclic.
     let mut order: Vec<usize> = Vec::new();
     let mut placed: Vec<bool> = vec![false; config.transforms.len()];
@@ -267,6 +274,16 @@ pub fn build(config: &Config, cores: Vec<Option<usize>>) -> Plan {
             });
         }
     }
+    for s in &sources {
+        if let Placement::DeadLetter { sink } = &s.placement {
+            rings.push(RingPlan {
+                from: format!("{sink} writer thread ({})", s.id),
+                to: "each shard".into(),
+                count: shards,
+                capacity: ring_capacity,
+            });
+        }
+    }
     let mesh = shards > 1
         && sources
             .iter()
@@ -340,6 +357,31 @@ pub fn build(config: &Config, cores: Vec<Option<usize>>) -> Plan {
     }
 }
 
+/// The dead-letter outputs something reads, as sources (`ID.dead_letter`, type
+/// `dead_letter`), in sink order.
+pub fn dead_letter_sources(config: &Config) -> Vec<SourcePlan> {
+    let consumed = |name: &str| {
+        config
+            .transforms
+            .iter()
+            .flat_map(|t| &t.inputs)
+            .chain(config.sinks.iter().flat_map(|s| &s.inputs))
+            .any(|i| i == name)
+    };
+    config
+        .sinks
+        .iter()
+        .filter(|s| crate::config::sink_named_outputs(&s.type_name).contains(&DEAD_LETTER))
+        .map(|s| (format!("{}.{DEAD_LETTER}", s.id), s))
+        .filter(|(id, _)| consumed(id))
+        .map(|(id, s)| SourcePlan {
+            id,
+            type_name: DEAD_LETTER.into(),
+            placement: Placement::DeadLetter { sink: s.id.clone() },
+        })
+        .collect()
+}
+
 impl Plan {
     /// Human-readable placement, as `sluice plan` prints it.
     pub fn render(&self) -> String {
@@ -376,6 +418,13 @@ impl Plan {
                         let _ = writeln!(
                             o,
                             "  inbound {} ({}) from its reader thread",
+                            s.id, s.type_name
+                        );
+                    }
+                    Placement::DeadLetter { ref sink } => {
+                        let _ = writeln!(
+                            o,
+                            "  inbound {} ({}) from the {sink} writer thread: events {sink} failed to deliver",
                             s.id, s.type_name
                         );
                     }

@@ -5,6 +5,13 @@
 //! parts), connector-thread sources, the API. The main thread then watches the sources:
 //! when all have finished (or a signal asked for a drain) and every batch in flight has been
 //! acknowledged, it stops the shards, joins every thread and prints the summaries.
+//!
+//! A sink's dead-letter output that something reads (`ID.dead_letter`) is a source whose
+//! producer is the sink's writer thread: it is built with the sink (a [`DeadLetter`] holding
+//! a [`ConnectorOutput`] over rings into every shard), counts its events as that source's,
+//! and is always "finished" (it reads no input of its own) but its batches are in flight like
+//! any other's, so a drain waits until they reached their consumers. The shards drain those
+//! rings even while a sink holds them back (see `ShardSetup::dead_letter_inbound`).
 
 use crate::config::{Config, SinkKind, SourceKind, TransformKind};
 use crate::graph::Role;
@@ -30,7 +37,14 @@ pub struct RunState {
     pub registry: Arc<Registry>,
     pub lifecycle: Arc<Lifecycle>,
     pub ready: AtomicBool,
+    /// Every connected dead-letter output passes through this (with its sink's ID) before
+    /// the sink gets what it returns; `None` in `sluice run`. Tests keep the real one and
+    /// drive it themselves.
+    pub dead_letter_tap: Option<DeadLetterTap>,
 }
+
+/// See [`RunState::dead_letter_tap`].
+pub type DeadLetterTap = Box<dyn Fn(&str, DeadLetter) -> DeadLetter + Send + Sync>;
 
 /// How the run ended.
 #[derive(Debug)]
@@ -96,6 +110,25 @@ pub fn run(
         built_sources.push(BuiltSource { handle, runtime });
     }
 
+    // Dead-letter outputs that something reads: sources fed by their sink's writer thread.
+    // They read nothing themselves (finished from the start, so they never hold up a drain
+    // that the other sources' end starts), but their batches count in flight.
+    let mut dead_letters: std::collections::HashMap<String, Arc<SourceHandle>> =
+        std::collections::HashMap::new();
+    for (i, p) in plan.sources.iter().enumerate().skip(config.sources.len()) {
+        let Placement::DeadLetter { sink } = &p.placement else {
+            continue;
+        };
+        let metrics = registry.component(&p.id, ComponentKind::Source, &p.type_name);
+        let handle = SourceHandle::new(i as u16, &p.id, metrics, 0);
+        handle.mark_started();
+        dead_letters.insert(sink.clone(), handle);
+    }
+    // One doorbell per shard, rung by every producer of its inbound rings.
+    let bells: Vec<Arc<Doorbell>> = (0..shards).map(|_| Doorbell::new()).collect();
+    let mut dead_letter_inbound: Vec<Vec<RingRx<Envelope>>> =
+        (0..shards).map(|_| Vec::new()).collect();
+
     // Per-shard pipelines.
     let mut sink_threads = Vec::new();
     let mut on_exit = Vec::new();
@@ -117,14 +150,32 @@ pub fn run(
                     s.id
                 )
             }
-            SinkKind::Http(c) => c
-                .build(
-                    &ctx,
-                    metrics.clone(),
-                    s.when_full,
-                    DeadLetter::unconnected(&metrics),
-                )
-                .map_err(|e| anyhow::anyhow!("sink {}: {e}", s.id))?,
+            SinkKind::Http(c) => {
+                let dead_letter = match dead_letters.get(&s.id) {
+                    Some(handle) => {
+                        let mut txs = Vec::new();
+                        for (to, inb) in dead_letter_inbound.iter_mut().enumerate() {
+                            let (tx, rx) = ring::ring(
+                                config.engine.ring_capacity,
+                                WhenFull::Block,
+                                bells[to].clone(),
+                                handle.metrics.dropped("ring_full"),
+                            );
+                            txs.push(tx);
+                            inb.push(rx);
+                        }
+                        let out = ConnectorOutput::new(handle.clone(), txs, lifecycle.clone());
+                        let d = DeadLetter::connected(&metrics, &s.id, c.encoding, out);
+                        match &state.dead_letter_tap {
+                            Some(tap) => tap(&s.id, d),
+                            None => d,
+                        }
+                    }
+                    None => DeadLetter::unconnected(&metrics),
+                };
+                c.build(&ctx, metrics.clone(), s.when_full, dead_letter)
+                    .map_err(|e| anyhow::anyhow!("sink {}: {e}", s.id))?
+            }
             SinkKind::File(c) => c
                 .build(&ctx, metrics, s.when_full, s.buffer)
                 .map_err(|e| anyhow::anyhow!("sink {}: {e}", s.id))?,
@@ -264,8 +315,6 @@ pub fn run(
 
     // Rings into the shards.
     let mut inbound: Vec<Vec<RingRx<Envelope>>> = (0..shards).map(|_| Vec::new()).collect();
-    // One doorbell per shard, rung by every producer of its inbound rings.
-    let bells: Vec<Arc<Doorbell>> = (0..shards).map(|_| Doorbell::new()).collect();
     let watched_bells = bells.clone();
     let mut peers: Vec<Vec<RingTx<Envelope>>> = (0..shards).map(|_| Vec::new()).collect();
     if plan.mesh {
@@ -340,10 +389,10 @@ pub fn run(
             }
         }
     }
-    debug_assert!(plan
-        .sources
-        .iter()
-        .all(|s| matches!(s.placement, Placement::Shards { .. } | Placement::Thread)));
+    debug_assert!(plan.sources.iter().all(|s| matches!(
+        s.placement,
+        Placement::Shards { .. } | Placement::Thread | Placement::DeadLetter { .. }
+    )));
 
     // Writer threads first, so shards always have somewhere to put data.
     let mut threads = Vec::new();
@@ -355,12 +404,13 @@ pub fn run(
         );
     }
     let mut shard_handles: Vec<runtime::ShardHandle> = Vec::new();
-    for (index, ((((pipeline, inb), prs), srcs), xin)) in pipelines
+    for (index, (((((pipeline, inb), prs), srcs), xin), dlin)) in pipelines
         .into_iter()
         .zip(inbound)
         .zip(peers)
         .zip(shard_sources)
         .zip(exchange_inbound)
+        .zip(dead_letter_inbound)
         .enumerate()
     {
         let setup = ShardSetup {
@@ -370,6 +420,7 @@ pub fn run(
             inbound: inb,
             peers: prs,
             exchange_inbound: xin,
+            dead_letter_inbound: dlin,
             sources: srcs,
             lifecycle: lifecycle.clone(),
             doorbell: bells[index].clone(),
@@ -388,7 +439,13 @@ pub fn run(
     }
 
     // Watch until drained.
-    let handles: Vec<Arc<SourceHandle>> = built_sources.iter().map(|b| b.handle.clone()).collect();
+    // Configured sources, then dead-letter outputs: in `plan.sources` order.
+    let mut handles: Vec<Arc<SourceHandle>> =
+        built_sources.iter().map(|b| b.handle.clone()).collect();
+    let mut dead_letter_handles: Vec<Arc<SourceHandle>> = dead_letters.into_values().collect();
+    dead_letter_handles.sort_by_key(|h| h.index);
+    handles.extend(dead_letter_handles);
+    debug_assert!(handles.iter().zip(&plan.sources).all(|(h, p)| h.id == p.id));
     let timeout = config.engine.shutdown_timeout.0;
     let mut drain_started: Option<Instant> = None;
     let mut quiet_polls = 0;
@@ -483,7 +540,10 @@ pub fn run(
     if let Some(why) = failure {
         anyhow::bail!("{why}");
     }
-    let events_in = handles.iter().map(|h| h.metrics.events_in()).sum();
+    let events_in = handles[..config.sources.len()]
+        .iter()
+        .map(|h| h.metrics.events_in())
+        .sum();
     Ok(RunOutcome {
         clean,
         events_in,

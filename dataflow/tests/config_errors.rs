@@ -717,7 +717,7 @@ fn several_files_report_all_errors() {
         &e3[1],
         13,
         Some("sinks.out.when_full"),
-        &["\"block\" or \"drop_newest\""],
+        &["\"block\", \"drop_newest\" or \"sample\""],
     );
     assert!(
         stderr.ends_with("3 of 4 file(s) have errors\n"),
@@ -969,4 +969,118 @@ fn http_sink_retry_and_breaker_options_are_checked_at_their_key() {
         assert_eq!(errs.len(), 1, "{option}: {errs:?}");
         check(&errs[0], 8, Some(key), &[fragment]);
     }
+}
+/// `when_full = "sample"` on a sink's memory ring, with or without `sample_rate`, passes; a
+/// bad `sample_rate`, or one without `sample`, is reported at its key.
+#[test]
+fn when_full_sample_and_its_rate_are_checked_at_their_key() {
+    let sink = "[sinks.out]\ntype = \"file\"\ninputs = [\"gen\"]\npath = \"/tmp/x.log\"\n";
+    one_good_file(&format!("{GEN}{sink}when_full = \"sample\"\n"), &[]);
+    one_good_file(
+        &format!("{GEN}{sink}when_full = \"sample\"\nsample_rate = 100\n"),
+        &[],
+    );
+    for (extra, line, key, fragment) in [
+        (
+            "when_full = \"sample\"\nsample_rate = 1\n",
+            9,
+            "sinks.out.sample_rate",
+            "from 2 to 1000000",
+        ),
+        (
+            "when_full = \"sample\"\nsample_rate = \"often\"\n",
+            9,
+            "sinks.out.sample_rate",
+            "whole number",
+        ),
+        (
+            "sample_rate = 10\n",
+            8,
+            "sinks.out.sample_rate",
+            "only with when_full = \"sample\"",
+        ),
+        (
+            "when_full = \"drop_newest\"\nsample_rate = 10\n",
+            9,
+            "sinks.out.sample_rate",
+            "only with when_full = \"sample\"",
+        ),
+    ] {
+        let errs = one_bad_file(&format!("{GEN}{sink}{extra}"), &[]);
+        assert_eq!(errs.len(), 1, "{extra}: {errs:?}");
+        check(&errs[0], line, Some(key), &[fragment]);
+    }
+}
+
+/// `ID.dead_letter`: valid for an http sink; for a sink type without it, or in a cycle (a
+/// sink reading its own dead letter, directly or through other components), an error at the
+/// input.
+#[test]
+fn dead_letter_inputs_are_checked() {
+    let http = |id: &str, inputs: &str| {
+        format!("[sinks.{id}]\ntype = \"http\"\ninputs = {inputs}\nuri = \"http://127.0.0.1:9/\"\n")
+    };
+    one_good_file(
+        &format!(
+            "{GEN}{}[sinks.dlq]\ntype = \"file\"\ninputs = [\"es.dead_letter\"]\npath = \"/tmp/y.log\"\n",
+            http("es", "[\"gen\"]")
+        ),
+        &[],
+    );
+    // A file sink has no dead-letter output.
+    let errs = one_bad_file(
+        &format!(
+            "{GEN}[sinks.out]\ntype = \"file\"\ninputs = [\"gen\"]\npath = \"/tmp/x.log\"\n\
+             [sinks.dlq]\ntype = \"file\"\ninputs = [\"out.dead_letter\"]\npath = \"/tmp/y.log\"\n"
+        ),
+        &[],
+    );
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    check(
+        &errs[0],
+        10,
+        Some("sinks.dlq.inputs.0"),
+        &[
+            "sink `out` (file) has no output named `dead_letter`",
+            "http",
+        ],
+    );
+    // An http sink reading its own dead letter.
+    let errs = one_bad_file(
+        &format!("{GEN}{}", http("es", "[\"gen\", \"es.dead_letter\"]")),
+        &[],
+    );
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    check(
+        &errs[0],
+        6,
+        Some("sinks.es.inputs.1"),
+        &["`es` reads its own output `es.dead_letter`"],
+    );
+    // Through a transform.
+    let errs = one_bad_file(
+        &format!(
+            "{GEN}[transforms.t]\ntype = \"fields\"\ninputs = [\"es.dead_letter\"]\nremove = [\"x\"]\n{}",
+            http("es", "[\"gen\", \"t\"]")
+        ),
+        &[],
+    );
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    check(
+        &errs[0],
+        6,
+        Some("transforms.t.inputs"),
+        &["cycle: t -> es -> t"],
+    );
+    // Two http sinks reading each other's dead letter.
+    let errs = one_bad_file(
+        &format!(
+            "{GEN}{}{}",
+            http("a", "[\"gen\", \"b.dead_letter\"]"),
+            http("b", "[\"a.dead_letter\"]")
+        ),
+        &[],
+    );
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    check(&errs[0], 6, Some("sinks.a.inputs"), &["cycle: a -> b -> a"]);
 }

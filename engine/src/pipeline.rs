@@ -168,6 +168,11 @@ impl Pipeline {
         !self.pending.is_empty()
     }
 
+    /// Batches held back: by sinks, and exchange parts waiting for a full ring.
+    pub fn backlog(&self) -> usize {
+        self.pending.len() + self.exchange.as_ref().map_or(0, |x| x.overflow.len())
+    }
+
     fn exchange_backlog(&self) -> bool {
         self.exchange
             .as_ref()

@@ -2,8 +2,10 @@
 //!
 //! Every thread boundary of a running pipeline is one of these. A full ring applies the
 //! producer's `when_full`: `block` hands the item back so the producer stops reading its input
-//! until there is room; `drop_newest` drops the item and counts it. A consumer that runs on
-//! an ordinary thread can park on the ring's [`Doorbell`]; producers ring it after a push.
+//! until there is room; `drop_newest` drops the item and counts it; `sample` keeps one item in
+//! N while the ring stays full (that one waits for room, as with `block`) and drops and counts
+//! the others. A consumer that runs on an ordinary thread can park on the ring's [`Doorbell`];
+//! producers ring it after a push.
 
 use serde::Deserialize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +22,52 @@ pub enum WhenFull {
     Block,
     /// Drop the new item and count it.
     DropNewest,
+    /// While the ring is full keep one item in `rate` (it waits for room, as with `Block`)
+    /// and drop the others, counted. Set by the config loader (`when_full = "sample"`,
+    /// `sample_rate`), never read from serde (sources do not offer it).
+    #[serde(skip)]
+    Sample { rate: u32 },
+}
+
+/// The decision `when_full = "sample"` makes for an item that finds its ring full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleVerdict {
+    /// Keep it: hand it back to wait for room, like `block`.
+    Hold,
+    /// Drop it (the caller counts it).
+    Drop,
+}
+
+/// The state of `when_full = "sample"` for one producer: of the items that find the ring
+/// full, the first of every `rate` is held (handed back until there is room) and the others
+/// are dropped. While an item is held, the producer retries that same item; it is not
+/// sampled again until a push succeeds ([`FullSampler::room`]).
+#[derive(Debug, Clone, Default)]
+pub struct FullSampler {
+    seen: u64,
+    holding: bool,
+}
+
+impl FullSampler {
+    /// An item found the ring full.
+    pub fn full(&mut self, rate: u32) -> SampleVerdict {
+        if self.holding {
+            return SampleVerdict::Hold;
+        }
+        let keep = self.seen.is_multiple_of(rate.max(1) as u64);
+        self.seen = self.seen.wrapping_add(1);
+        if keep {
+            self.holding = true;
+            SampleVerdict::Hold
+        } else {
+            SampleVerdict::Drop
+        }
+    }
+
+    /// An item went into the ring: the held one (if any) is through.
+    pub fn room(&mut self) {
+        self.holding = false;
+    }
 }
 
 /// Wakes a sleeping consumer: an ordinary thread (parked) or a shard (through its eventfd).
@@ -82,6 +130,7 @@ pub struct RingTx<T> {
     doorbell: Arc<Doorbell>,
     dropped: Arc<AtomicU64>,
     when_full: WhenFull,
+    sampler: FullSampler,
 }
 
 /// The consuming end.
@@ -96,11 +145,13 @@ pub enum Pushed<T> {
     Sent,
     /// The ring is full and `when_full = "block"`: try again later with this item.
     Full(T),
-    /// The ring is full and the item was dropped (counted).
+    /// The ring is full and the item was dropped (counted; `drop_newest`, or `sample` for
+    /// an item not kept).
     Dropped,
 }
 
-/// Creates a ring of `capacity` items. `dropped` counts items dropped by `drop_newest`.
+/// Creates a ring of `capacity` items. `dropped` counts items dropped by `drop_newest` or
+/// `sample`.
 pub fn ring<T>(
     capacity: usize,
     when_full: WhenFull,
@@ -114,6 +165,7 @@ pub fn ring<T>(
             doorbell: doorbell.clone(),
             dropped,
             when_full,
+            sampler: FullSampler::default(),
         },
         RingRx { inner: c, doorbell },
     )
@@ -121,10 +173,12 @@ pub fn ring<T>(
 
 impl<T> RingTx<T> {
     /// Pushes an item, applying `when_full` if there is no room. `weight` is what a drop adds
-    /// to the drop counter (the number of events in a batch).
+    /// to the drop counter (the number of events in a batch). With `sample`, an item handed
+    /// back is expected to be pushed again (it is not sampled twice).
     pub fn push(&mut self, item: T, weight: u64) -> Pushed<T> {
         match self.inner.push(item) {
             Ok(()) => {
+                self.sampler.room();
                 self.doorbell.ring();
                 Pushed::Sent
             }
@@ -135,6 +189,14 @@ impl<T> RingTx<T> {
                     drop(item);
                     Pushed::Dropped
                 }
+                WhenFull::Sample { rate } => match self.sampler.full(rate) {
+                    SampleVerdict::Hold => Pushed::Full(item),
+                    SampleVerdict::Drop => {
+                        self.dropped.fetch_add(weight, Ordering::Relaxed);
+                        drop(item);
+                        Pushed::Dropped
+                    }
+                },
             },
         }
     }
@@ -210,6 +272,62 @@ mod tests {
         tx2.push(1, 10);
         assert!(matches!(tx2.push(2, 10), Pushed::Dropped));
         assert_eq!(dropped.load(Ordering::Relaxed), 10);
+    }
+
+    #[test]
+    fn sample_keeps_one_in_n_while_full_and_blocks_otherwise() {
+        let dropped = Arc::new(AtomicU64::new(0));
+        let (mut tx, mut rx) = ring::<u32>(
+            1,
+            WhenFull::Sample { rate: 3 },
+            Doorbell::new(),
+            dropped.clone(),
+        );
+        // Room: like block, everything goes in.
+        assert!(matches!(tx.push(0, 1), Pushed::Sent));
+        // Full: the first item is held (handed back), and stays held however often it is
+        // retried while the ring is full.
+        assert!(matches!(tx.push(1, 5), Pushed::Full(1)));
+        assert!(matches!(tx.push(1, 5), Pushed::Full(1)));
+        assert_eq!(dropped.load(Ordering::Relaxed), 0);
+        assert_eq!(rx.pop(), Some(0));
+        assert!(matches!(tx.push(1, 5), Pushed::Sent));
+        // Still full: of the next items, 2 of every 3 are dropped and counted, the third held.
+        assert!(matches!(tx.push(2, 5), Pushed::Dropped));
+        assert!(matches!(tx.push(3, 5), Pushed::Dropped));
+        assert!(matches!(tx.push(4, 5), Pushed::Full(4)));
+        assert_eq!(dropped.load(Ordering::Relaxed), 10);
+        assert_eq!(rx.pop(), Some(1));
+        assert!(matches!(tx.push(4, 5), Pushed::Sent));
+        assert_eq!(rx.pop(), Some(4));
+        assert_eq!(rx.pop(), None);
+    }
+
+    #[test]
+    fn sampler_counts_only_items_that_find_the_ring_full() {
+        let mut s = FullSampler::default();
+        let verdicts: Vec<SampleVerdict> = (0..10)
+            .map(|_| {
+                let v = s.full(5);
+                if v == SampleVerdict::Hold {
+                    s.room();
+                }
+                v
+            })
+            .collect();
+        let held = verdicts
+            .iter()
+            .filter(|v| **v == SampleVerdict::Hold)
+            .count();
+        assert_eq!(held, 2, "{verdicts:?}");
+        assert_eq!(verdicts[0], SampleVerdict::Hold);
+        assert_eq!(verdicts[5], SampleVerdict::Hold);
+        // A rate of 0 or 1 keeps everything.
+        let mut s = FullSampler::default();
+        for _ in 0..4 {
+            assert_eq!(s.full(1), SampleVerdict::Hold);
+            s.room();
+        }
     }
 
     #[test]

@@ -117,11 +117,21 @@ pub struct ShardSetup {
     /// Rings from the other shards' keyed exchanges into this shard (drained even while
     /// this shard's own exchange rings are full, so shards never wait on each other).
     pub exchange_inbound: Vec<RingRx<Envelope>>,
+    /// Rings from sinks' dead-letter outputs (their writer threads) into this shard. Drained
+    /// even while a sink holds back a batch, as long as the pipeline's backlog stays under
+    /// [`DEAD_LETTER_BACKLOG`]: a writer thread waiting for room in these rings may be the
+    /// very thread this shard waits on. (The config rejects dead-letter cycles, so what
+    /// these batches reach can always drain.)
+    pub dead_letter_inbound: Vec<RingRx<Envelope>>,
     /// Rung by every producer of `inbound` when this shard sleeps.
     pub doorbell: Arc<Doorbell>,
     pub sources: Vec<Box<dyn ShardSource>>,
     pub lifecycle: Arc<Lifecycle>,
 }
+
+/// Most batches a blocked pipeline may hold back before the shard stops taking dead letters
+/// too (bounds the memory they can pile up).
+pub const DEAD_LETTER_BACKLOG: usize = 64;
 
 fn idle_backoff(n: u32) -> Duration {
     const STEPS_US: [u64; 6] = [20, 50, 100, 250, 500, 1000];
@@ -137,6 +147,7 @@ pub async fn run_shard(setup: ShardSetup) {
         mut inbound,
         peers,
         mut exchange_inbound,
+        mut dead_letter_inbound,
         sources,
         lifecycle,
         doorbell,
@@ -194,6 +205,18 @@ pub async fn run_shard(setup: ShardSetup) {
                     }
                 }
             }
+            if p.backlog() < DEAD_LETTER_BACKLOG {
+                'dead: for rx in dead_letter_inbound.iter_mut() {
+                    for _ in 0..8 {
+                        let Some(env) = rx.pop() else { break };
+                        p.push(env.source, env.batch);
+                        did = true;
+                        if p.backlog() >= DEAD_LETTER_BACKLOG {
+                            break 'dead;
+                        }
+                    }
+                }
+            }
             if !p.is_blocked() {
                 'rings: for rx in inbound.iter_mut() {
                     for _ in 0..8 {
@@ -226,6 +249,7 @@ pub async fn run_shard(setup: ShardSetup) {
                     doorbell.set_sleeping(true);
                     if inbound.iter().all(|r| r.is_empty())
                         && exchange_inbound.iter().all(|r| r.is_empty())
+                        && dead_letter_inbound.iter().all(|r| r.is_empty())
                     {
                         w.wait(Duration::from_millis(100)).await;
                     }
@@ -249,5 +273,118 @@ pub async fn run_shard(setup: ShardSetup) {
     ctx.inner.pipeline.borrow_mut().flush();
     for t in tasks {
         t.join().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::ComponentMetrics;
+    use crate::pipeline::{Node, Operator, ShardSink};
+    use crate::ring::{ring, Pushed, WhenFull};
+    use bytes::Bytes;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Instant;
+
+    /// A sink whose ring never has room (a writer thread that waits elsewhere).
+    struct Stuck;
+    impl ShardSink for Stuck {
+        fn consume(&mut self, batch: Batch) -> Result<(), Batch> {
+            Err(batch)
+        }
+    }
+
+    /// A sink that takes everything and counts batches.
+    struct Count(Arc<AtomicU64>);
+    impl ShardSink for Count {
+        fn consume(&mut self, _batch: Batch) -> Result<(), Batch> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+    }
+
+    fn node(id: &str, sink: Box<dyn ShardSink>) -> Node {
+        Node {
+            id: id.into(),
+            op: Operator::Sink(sink),
+            metrics: Arc::new(ComponentMetrics::detached()),
+            outputs: Vec::new(),
+            exchange_keys: None,
+        }
+    }
+
+    /// Source 0 feeds a sink that holds its batch back (the shard is blocked); source 1 is a
+    /// dead-letter output feeding another sink: its ring keeps draining anyway, so its
+    /// producer (the blocked sink's writer, in real life) is never stuck behind the shard.
+    #[test]
+    fn dead_letter_rings_drain_while_a_sink_holds_a_batch_back() {
+        let taken = Arc::new(AtomicU64::new(0));
+        let pipeline = Pipeline::new(
+            vec![
+                node("stuck", Box::new(Stuck)),
+                node("dlq", Box::new(Count(taken.clone()))),
+            ],
+            vec![vec![0], vec![1]],
+        );
+        let bell = Doorbell::new();
+        let (mut tx, rx) = ring::<Envelope>(2, WhenFull::Block, bell.clone(), Arc::default());
+        let (mut dl_tx, dl_rx) = ring::<Envelope>(2, WhenFull::Block, bell.clone(), Arc::default());
+        let lifecycle = Lifecycle::new();
+        let setup = ShardSetup {
+            index: 0,
+            shards: 1,
+            pipeline,
+            inbound: vec![rx],
+            peers: Vec::new(),
+            exchange_inbound: Vec::new(),
+            dead_letter_inbound: vec![dl_rx],
+            doorbell: bell,
+            sources: Vec::new(),
+            lifecycle: lifecycle.clone(),
+        };
+        let shard = runtime::spawn_shard(
+            runtime::ShardSpec {
+                index: 0,
+                core: None,
+            },
+            move || run_shard(setup),
+        )
+        .expect("shard starts");
+        let batch = |source| Envelope {
+            source,
+            batch: Batch::from_lines(Bytes::from_static(b"x\n"), source),
+        };
+        // Block the shard, and fill its ordinary ring behind the held batch.
+        for _ in 0..3 {
+            let mut env = batch(0);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while let Pushed::Full(back) = tx.push(env, 1) {
+                assert!(Instant::now() < deadline, "the shard took nothing");
+                env = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        // 200 dead-letter batches through a ring of 2: each waits until the shard takes one.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for _ in 0..200 {
+            let mut env = batch(1);
+            while let Pushed::Full(back) = dl_tx.push(env, 1) {
+                assert!(
+                    Instant::now() < deadline,
+                    "the blocked shard stopped draining dead letters after {}",
+                    taken.load(Ordering::Relaxed)
+                );
+                env = back;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+        while taken.load(Ordering::Relaxed) < 200 {
+            assert!(Instant::now() < deadline, "dead letters left in the ring");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The ordinary ring was not touched while blocked: two batches still wait there.
+        assert!(tx.is_full());
+        lifecycle.stop();
+        shard.join().expect("shard ends");
     }
 }

@@ -113,7 +113,8 @@ impl ShardSink for DiskStub {
         }
         if self.full() {
             return match self.cfg.when_full {
-                WhenFull::Block => Err(batch),
+                // The config loader rejects `sample` for disk buffers.
+                WhenFull::Block | WhenFull::Sample { .. } => Err(batch),
                 WhenFull::DropNewest => {
                     self.dropped
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);

@@ -11,7 +11,7 @@ use sluice_engine::batch::Batch;
 use sluice_engine::encode::{encode_event, Encoding};
 use sluice_engine::metrics::ComponentMetrics;
 use sluice_engine::pipeline::ShardSink;
-use sluice_engine::ring::{self, Doorbell, RingRx, RingTx, WhenFull};
+use sluice_engine::ring::{self, Doorbell, FullSampler, RingRx, RingTx, SampleVerdict, WhenFull};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -89,6 +89,9 @@ pub struct EncodeStub {
     enc: Encoder,
     when_full: WhenFull,
     dropped: Arc<std::sync::atomic::AtomicU64>,
+    /// `when_full = "sample"`: batches not kept, `reason="sampled"`.
+    sampled: Arc<std::sync::atomic::AtomicU64>,
+    sampler: FullSampler,
     tx: RingTx<Chunk>,
 }
 
@@ -103,11 +106,26 @@ impl ShardSink for EncodeStub {
                         .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     Ok(())
                 }
+                // The held batch comes back here on every retry and stays held; the pipeline
+                // holds nothing new meanwhile, so only batches arriving while the ring is full
+                // and nothing is held are sampled.
+                WhenFull::Sample { rate } => match self.sampler.full(rate) {
+                    SampleVerdict::Hold => Err(batch),
+                    SampleVerdict::Drop => {
+                        // Dropped on purpose: counted, and acknowledged like a delivered batch.
+                        self.sampled
+                            .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                        Ok(())
+                    }
+                },
             };
         }
         let chunk = self.enc.chunk(&batch);
         match self.tx.try_push(chunk) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.sampler.room();
+                Ok(())
+            }
             Err(_) => Err(batch),
         }
     }
@@ -147,6 +165,12 @@ pub fn stubs(
             enc: Encoder::new(encoding, template.clone()),
             when_full,
             dropped: metrics.dropped("ring_full"),
+            // Registered only when used, so other sinks show no `sampled` series.
+            sampled: match when_full {
+                WhenFull::Sample { .. } => metrics.dropped("sampled"),
+                _ => Arc::default(),
+            },
+            sampler: FullSampler::default(),
             tx,
         }));
         rxs.push(rx);
@@ -199,4 +223,55 @@ pub fn build(
         writer.flush();
     });
     (parts, thread)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use sluice_engine::ack::InFlight;
+    use std::sync::atomic::Ordering;
+
+    fn batch(inflight: &Arc<InFlight>, seq: u64) -> Batch {
+        let mut b = Batch::from_lines(Bytes::from_static(b"{\"a\":1}\n{\"a\":2}\n"), 0);
+        b.ack = Some(AckToken::new(seq, inflight, None));
+        b
+    }
+
+    #[test]
+    fn sample_stub_keeps_one_in_n_while_full_and_blocks_when_kept() {
+        let metrics = ComponentMetrics::detached();
+        let bell = Doorbell::new();
+        let (mut parts, mut rxs) = stubs(
+            1,
+            Encoding::Ndjson,
+            None,
+            &metrics,
+            WhenFull::Sample { rate: 4 },
+            &bell,
+        );
+        let stub = &mut parts[0];
+        let inflight = Arc::new(InFlight::default());
+        // The ring holds 8 chunks: with room, every batch goes in (like block).
+        for seq in 0..8 {
+            assert!(stub.consume(batch(&inflight, seq)).is_ok());
+        }
+        assert_eq!(rxs[0].len(), 8);
+        // Full: the first batch is held (handed back) and stays held on retries.
+        let held = stub.consume(batch(&inflight, 8)).unwrap_err();
+        let held = stub.consume(held).unwrap_err();
+        // Room again: the held batch goes in.
+        drop(rxs[0].pop());
+        assert!(stub.consume(held).is_ok());
+        // Full again: 3 of every 4 dropped (counted, acknowledged), the 4th held.
+        for seq in 9..12 {
+            assert!(stub.consume(batch(&inflight, seq)).is_ok());
+        }
+        assert!(stub.consume(batch(&inflight, 12)).is_err());
+        assert_eq!(metrics.dropped("sampled").load(Ordering::Relaxed), 6);
+        assert_eq!(metrics.dropped("ring_full").load(Ordering::Relaxed), 0);
+        // Dropped batches were acknowledged: only the 8 chunks in the ring (and the one just
+        // handed back, dropped by the test) were in flight.
+        assert_eq!(inflight.in_flight(), 8);
+    }
 }

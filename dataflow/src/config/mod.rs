@@ -240,6 +240,9 @@ fn default_true() -> bool {
     true
 }
 
+/// `sample_rate` when a sink says `when_full = "sample"` without one: keep 1 batch in 10.
+pub const DEFAULT_SAMPLE_RATE: u32 = 10;
+
 /// In [`TransformKind::exchange_key`]: the key is the event's raw line.
 pub const LINE_KEY: &str = "<line>";
 
@@ -360,6 +363,30 @@ impl TransformKind {
     pub fn is_keyed(&self) -> bool {
         self.exchange_key().is_some()
     }
+}
+
+/// The dead-letter output of a sink: `ID.dead_letter`.
+pub const DEAD_LETTER: &str = "dead_letter";
+
+/// Named outputs (`ID.NAME`) of each sink type that has any: where its writer thread hands
+/// events that failed for good. File and console sinks could add it here later.
+pub const SINK_NAMED_OUTPUTS: &[(&str, &[&str])] = &[("http", &[DEAD_LETTER])];
+
+/// The named outputs of sinks of type `type_name`.
+pub fn sink_named_outputs(type_name: &str) -> &'static [&'static str] {
+    SINK_NAMED_OUTPUTS
+        .iter()
+        .find(|(t, _)| *t == type_name)
+        .map_or(&[], |(_, o)| o)
+}
+
+/// The sink types that have the named output `name`.
+pub fn sink_types_with_output(name: &str) -> Vec<&'static str> {
+    SINK_NAMED_OUTPUTS
+        .iter()
+        .filter(|(_, o)| o.contains(&name))
+        .map(|(t, _)| *t)
+        .collect()
 }
 
 impl SinkKind {
@@ -768,10 +795,13 @@ pub fn load_str(
                 Some(v) if section == "sinks" => match v.as_str() {
                     Some("block") => WhenFull::Block,
                     Some("drop_newest") => WhenFull::DropNewest,
+                    Some("sample") => WhenFull::Sample {
+                        rate: DEFAULT_SAMPLE_RATE,
+                    },
                     _ => {
                         rep.at(
                             &[base.clone(), k(&["when_full"])].concat(),
-                            "expected \"block\" or \"drop_newest\"",
+                            "expected \"block\", \"drop_newest\" or \"sample\"",
                         );
                         WhenFull::Block
                     }
@@ -779,6 +809,35 @@ pub fn load_str(
                 Some(v) => {
                     opts.insert("when_full".into(), v);
                     WhenFull::Block
+                }
+            };
+            let when_full = match opts.remove("sample_rate") {
+                None => when_full,
+                Some(v) if section == "sinks" => {
+                    let at = [base.clone(), k(&["sample_rate"])].concat();
+                    match (when_full, v.as_integer()) {
+                        (WhenFull::Sample { .. }, Some(n)) if (2..=1_000_000).contains(&n) => {
+                            WhenFull::Sample { rate: n as u32 }
+                        }
+                        (WhenFull::Sample { .. }, _) => {
+                            rep.at(
+                                &at,
+                                "expected a whole number from 2 to 1000000 (keep 1 batch in N while the sink is full)",
+                            );
+                            when_full
+                        }
+                        _ => {
+                            rep.at(
+                                &at,
+                                "`sample_rate` applies only with when_full = \"sample\"",
+                            );
+                            when_full
+                        }
+                    }
+                }
+                Some(v) => {
+                    opts.insert("sample_rate".into(), v);
+                    when_full
                 }
             };
             let buffer = match opts.remove("buffer") {
