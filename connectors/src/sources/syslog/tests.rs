@@ -362,6 +362,54 @@ fn tcp_stream_in_one_byte_writes() {
     h.stop();
 }
 
+/// A connection that streams enters paced mode (high `SO_RCVLOWAT`, reads on a timer); every
+/// message arrives, and once it goes quiet a lone message is read at once, not left under
+/// the low-water mark until a timeout.
+#[test]
+fn paced_connection_streams_then_a_lone_message_arrives_promptly() {
+    let mut h = start(tcp_cfg());
+    let mut c = connect(&h);
+    c.set_nodelay(true).unwrap();
+    for round in 0..3 {
+        for i in 0..2000 {
+            c.write_all(format!("<13>1 - host app - - - r{round} m{i}\n").as_bytes())
+                .unwrap();
+            if i % 10 == 0 {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+        // Every streamed message, and the lone ones of the earlier rounds.
+        let want = (round + 1) * 2000 + round;
+        let got = h.wait_for(want, Duration::from_secs(10));
+        assert_eq!(got.len(), want, "round {round}");
+        // Quiet for longer than a pace tick: the connection waits for readability again.
+        std::thread::sleep(Duration::from_millis(50));
+        let sent = Instant::now();
+        c.write_all(format!("<13>1 - host app - - - lone {round}\n").as_bytes())
+            .unwrap();
+        let got = h.wait_for((round + 1) * 2000 + round + 1, Duration::from_secs(10));
+        assert!(
+            got.iter().any(|l| l.ends_with(&format!("lone {round}"))),
+            "the lone message of round {round} did not arrive"
+        );
+        // Generous (CI machines are slow), but far below the 10 s idle timeout it would
+        // otherwise wait for.
+        assert!(
+            sent.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            sent.elapsed()
+        );
+    }
+    let got = h.lines();
+    for round in 0..3 {
+        for i in [0, 999, 1999] {
+            let want = format!("<13>1 - host app - - - r{round} m{i}");
+            assert!(got.contains(&want), "missing {want}");
+        }
+    }
+    h.stop();
+}
+
 #[test]
 fn octet_counts_that_lie() {
     let mut h = start(serde_json::json!({"mode": "tcp", "address": "127.0.0.1:0",
