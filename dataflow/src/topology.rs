@@ -111,18 +111,13 @@ pub fn run(
             SinkKind::Console(c) => c
                 .build(&ctx, metrics, s.when_full, s.buffer)
                 .map_err(|e| anyhow::anyhow!("sink {}: {e}", s.id))?,
-            SinkKind::Http(_) if s.buffer.is_some() => {
-                anyhow::bail!(
-                    "sink {}: disk buffers are not supported on http sinks yet",
-                    s.id
-                )
-            }
             SinkKind::Http(c) => c
                 .build(
                     &ctx,
                     metrics.clone(),
                     s.when_full,
                     DeadLetter::unconnected(&metrics),
+                    s.buffer,
                 )
                 .map_err(|e| anyhow::anyhow!("sink {}: {e}", s.id))?,
             SinkKind::File(c) => c
