@@ -144,12 +144,6 @@ pub fn run(
             SinkKind::Console(c) => c
                 .build(&ctx, metrics, s.when_full, s.buffer)
                 .map_err(|e| anyhow::anyhow!("sink {}: {e}", s.id))?,
-            SinkKind::Http(_) if s.buffer.is_some() => {
-                anyhow::bail!(
-                    "sink {}: disk buffers are not supported on http sinks yet",
-                    s.id
-                )
-            }
             SinkKind::Http(c) => {
                 let dead_letter = match dead_letters.get(&s.id) {
                     Some(handle) => {
@@ -173,7 +167,7 @@ pub fn run(
                     }
                     None => DeadLetter::unconnected(&metrics),
                 };
-                c.build(&ctx, metrics.clone(), s.when_full, dead_letter)
+                c.build(&ctx, metrics.clone(), s.when_full, dead_letter, s.buffer)
                     .map_err(|e| anyhow::anyhow!("sink {}: {e}", s.id))?
             }
             SinkKind::File(c) => c

@@ -6,9 +6,12 @@
 //! the previous one ran), then drops the batch's acknowledgement (the source is told only
 //! once the record is durable) and offers the chunk, tagged with its sequence number, to the
 //! writer ring. A chunk that finds the ring full is not pushed: it is on disk.
-//! Writer side ([`run_writer`]): per shard, records are delivered strictly in sequence; what
-//! the ring skipped (and, at start, everything not acknowledged before) is read back from the
-//! WAL; the cursor advances after each delivered record.
+//! Writer side: [`RecordSource`] yields each shard's records strictly in sequence, from the
+//! ring when they came through it; what the ring skipped (and, at start, everything not
+//! acknowledged before) is read back from the WAL. [`build`] (console, file) delivers them
+//! through a synchronous [`ChunkWriter`] and advances the cursor after each record; the
+//! `http` sink takes them into its own asynchronous writer and advances the cursor over the
+//! prefix of completed records ([`crate::sinks::http::disk`]).
 //! Payload: the chunk's groups as `u32 key length | key | u32 bytes length | bytes`, repeated.
 
 use super::writer::{Chunk, ChunkWriter, Encoder};
@@ -250,9 +253,10 @@ async fn wal_task(
     let _ = w.commit().await;
 }
 
-/// What the writer thread keeps per shard.
+/// What the record source keeps per shard.
 struct ShardFeed {
     rx: RingRx<Chunk>,
+    /// Every record below this was yielded (or skipped as unreadable).
     next: u64,
     /// Records below this are durable and were either pushed to `rx` or left on disk.
     handed: Arc<AtomicU64>,
@@ -299,11 +303,134 @@ fn register(registry: &Registry, id: &str, wals: Vec<(Arc<WalMetrics>, u64)>) {
     }));
 }
 
+/// The writer side's in-sequence reader of a disk buffer: per shard, yields the records
+/// `(seq, chunk)` strictly in order, from the ring when the chunk came through it, from the
+/// WAL for what the ring skipped (it was full) and, at start, for everything not acknowledged
+/// before (the replay comes before new data). The caller acknowledges with
+/// [`RecordSource::advance`] (every record below a sequence number is delivered).
+pub struct RecordSource {
+    feeds: Vec<ShardFeed>,
+    payload: Vec<u8>,
+    metrics: Arc<ComponentMetrics>,
+}
+
+impl RecordSource {
+    /// The number of shards.
+    pub fn shards(&self) -> usize {
+        self.feeds.len()
+    }
+
+    /// Every record of shard `i` below this was yielded or skipped.
+    pub fn position(&self, i: usize) -> u64 {
+        self.feeds.get(i).map_or(0, |f| f.next)
+    }
+
+    /// Acknowledges every record of shard `i` below `seq`: the cursor moves (and whole
+    /// segments below it are deleted).
+    pub fn advance(&mut self, i: usize, seq: u64) {
+        let Some(f) = self.feeds.get_mut(i) else {
+            return;
+        };
+        if seq > f.cursor.acked() {
+            if let Err(e) = f.cursor.advance(seq) {
+                tracing::error!(component = %self.metrics.id, error = %e, "cannot persist the disk buffer cursor");
+            }
+        }
+    }
+
+    /// Whether a record may be ready on some shard (in memory, or durable on disk).
+    pub fn ready(&self) -> bool {
+        self.feeds
+            .iter()
+            .any(|f| !f.rx.is_empty() || f.handed.load(Ordering::Acquire) > f.next)
+    }
+
+    /// Every shard has stopped (its stub, or the WAL task holding the ring, is gone);
+    /// records may still be waiting on disk or in the rings.
+    pub fn shards_gone(&self) -> bool {
+        self.feeds
+            .iter()
+            .all(|f| f.rx.is_closed() || f.gone.load(Ordering::Acquire))
+    }
+
+    /// A record waits in some shard's ring.
+    pub fn ring_ready(&self) -> bool {
+        self.feeds.iter().any(|f| !f.rx.is_empty())
+    }
+
+    /// Every shard has stopped (its stub, or the WAL task holding the ring, is gone) and
+    /// everything handed over was yielded: nothing more can come. A batch still in a WAL
+    /// task was not acknowledged; it replays at next start.
+    pub fn finished(&self) -> bool {
+        self.feeds.iter().all(|f| {
+            (f.rx.is_closed() || f.gone.load(Ordering::Acquire))
+                && f.rx.is_empty()
+                && f.handed.load(Ordering::Acquire) <= f.next
+        })
+    }
+
+    fn from_disk(payload: &[u8], seq: u64, events: u32) -> Chunk {
+        Chunk {
+            groups: unframe(payload).unwrap_or_default(),
+            events: events as u64,
+            created: Instant::now(),
+            ack: None,
+            wal_seq: Some(seq),
+        }
+    }
+
+    /// The next record of shard `i` in sequence, if one is ready now (its `wal_seq` is set;
+    /// its source acknowledgement was already given when it became durable).
+    pub fn next(&mut self, i: usize) -> Option<Chunk> {
+        let f = self.feeds.get_mut(i)?;
+        loop {
+            // From disk: whatever is durable but did not come (or has not come yet) through
+            // the ring, in order — at start, the replay. Every record below the ring's head
+            // is durable (a chunk is pushed after its commit), even before `handed` says so.
+            let head = f.rx.peek().and_then(|c| c.wal_seq);
+            let limit = head.unwrap_or_else(|| f.handed.load(Ordering::Acquire));
+            if f.next < limit {
+                match f.reader.next_into(limit, &mut self.payload) {
+                    Ok(Some((seq, events))) => {
+                        f.next = seq + 1;
+                        return Some(Self::from_disk(&self.payload, seq, events));
+                    }
+                    Ok(None) => {
+                        // Not readable (damage, reported by the reader): go on after it.
+                        f.next = limit;
+                        f.reader.seek(limit);
+                    }
+                    Err(e) => {
+                        tracing::error!(component = %self.metrics.id, error = %e, "disk buffer read failed");
+                        // Without a ring head: try again later.
+                        head?;
+                        // The records before the ring's head cannot be read: skip them.
+                        f.next = limit;
+                        f.reader.seek(limit);
+                    }
+                }
+            }
+            let c = f.rx.pop()?;
+            match c.wal_seq {
+                // Already yielded from disk.
+                Some(s) if s < f.next => continue,
+                Some(s) => {
+                    f.next = s + 1;
+                    // Keep the reader in step with records taken from memory.
+                    f.reader.seek(f.next);
+                }
+                None => {}
+            }
+            return Some(c);
+        }
+    }
+}
+
 /// Builds the shard stubs of a disk-buffered sink (opening, that is recovering, each shard's
-/// WAL under `dir/shard-<n>`) and the body of its writer thread; registers the WALs'
-/// counters (recovery damage among them) with `registry`.
+/// WAL under `dir/shard-<n>`) and the [`RecordSource`] its writer reads; the stubs' rings
+/// ring `bell`; registers the WALs' counters with `registry`.
 #[allow(clippy::too_many_arguments)]
-pub fn build(
+pub fn build_source(
     shards: usize,
     dir: &std::path::Path,
     cfg: DiskBufferConfig,
@@ -311,9 +438,8 @@ pub fn build(
     template: Option<super::super::template::Template>,
     metrics: Arc<ComponentMetrics>,
     registry: &Registry,
-    mut writer: Box<dyn ChunkWriter>,
-) -> std::io::Result<(Vec<Box<dyn ShardSink>>, super::writer::WriterThread)> {
-    let bell = Doorbell::new();
+    bell: &Arc<Doorbell>,
+) -> std::io::Result<(Vec<Box<dyn ShardSink>>, RecordSource)> {
     let mut parts: Vec<Box<dyn ShardSink>> = Vec::new();
     let mut feeds = Vec::new();
     let wal_cfg = sluice_engine::wal::WalConfig {
@@ -365,111 +491,64 @@ pub fn build(
         }));
     }
     register(registry, &metrics.id, wal_metrics);
+    let source = RecordSource {
+        feeds,
+        payload: Vec::new(),
+        metrics,
+    };
+    Ok((parts, source))
+}
+
+/// Builds the shard stubs of a disk-buffered sink and the body of its writer thread, which
+/// delivers each shard's records in sequence through a synchronous [`ChunkWriter`] and
+/// advances the shard's cursor after each; registers the WALs' counters (recovery damage
+/// among them) with `registry`.
+#[allow(clippy::too_many_arguments)]
+pub fn build(
+    shards: usize,
+    dir: &std::path::Path,
+    cfg: DiskBufferConfig,
+    encoding: sluice_engine::encode::Encoding,
+    template: Option<super::super::template::Template>,
+    metrics: Arc<ComponentMetrics>,
+    registry: &Registry,
+    mut writer: Box<dyn ChunkWriter>,
+) -> std::io::Result<(Vec<Box<dyn ShardSink>>, super::writer::WriterThread)> {
+    let bell = Doorbell::new();
+    let (parts, mut source) = build_source(
+        shards,
+        dir,
+        cfg,
+        encoding,
+        template,
+        metrics.clone(),
+        registry,
+        &bell,
+    )?;
     let failures = metrics.dropped("write_error");
     let thread = Box::new(move || {
-        let mut payload = Vec::new();
-        let deliver = |writer: &mut Box<dyn ChunkWriter>, f: &mut ShardFeed, chunk: &Chunk| {
-            if let Err(e) = writer.write(chunk) {
-                tracing::error!(component = %metrics.id, error = %e, "write failed");
-                failures.fetch_add(chunk.events, Ordering::Relaxed);
-            }
-            if let Some(l) = &metrics.latency {
-                l.record(chunk.created.elapsed());
-            }
-            if let Some(seq) = chunk.wal_seq {
-                f.next = seq + 1;
-                if let Err(e) = f.cursor.advance(f.next) {
-                    tracing::error!(component = %metrics.id, error = %e, "cannot persist the disk buffer cursor");
-                }
-            }
-        };
         loop {
             let mut did = false;
-            for f in feeds.iter_mut() {
-                loop {
-                    // From disk: whatever is durable but did not come (or has not come yet)
-                    // through the ring, in order — at start, the replay.
-                    let handed = f.handed.load(Ordering::Acquire);
-                    let head = f.rx.peek().and_then(|c| c.wal_seq);
-                    let limit = head.map_or(handed, |h| h.min(handed));
-                    if f.next < limit {
-                        match f.reader.next_into(limit, &mut payload) {
-                            Ok(Some((seq, events))) => {
-                                did = true;
-                                let chunk = Chunk {
-                                    groups: unframe(&payload).unwrap_or_default(),
-                                    events: events as u64,
-                                    created: Instant::now(),
-                                    ack: None,
-                                    wal_seq: Some(seq),
-                                };
-                                deliver(&mut writer, f, &chunk);
-                                continue;
-                            }
-                            Ok(None) => {
-                                // Not readable (damage, reported by the reader): go on after it.
-                                f.next = limit;
-                                f.reader.seek(limit);
-                            }
-                            Err(e) => {
-                                tracing::error!(component = %metrics.id, error = %e, "disk buffer read failed");
-                            }
-                        }
+            for i in 0..source.shards() {
+                while let Some(chunk) = source.next(i) {
+                    did = true;
+                    if let Err(e) = writer.write(&chunk) {
+                        tracing::error!(component = %metrics.id, error = %e, "write failed");
+                        failures.fetch_add(chunk.events, Ordering::Relaxed);
                     }
-                    match f.rx.pop() {
-                        Some(c) => {
-                            did = true;
-                            if c.wal_seq.is_some_and(|s| s < f.next) {
-                                continue; // already delivered from disk
-                            }
-                            if c.wal_seq.is_some_and(|s| s > f.next) {
-                                // Read the gap from disk first: put it back in order.
-                                let seq = c.wal_seq.unwrap_or(0);
-                                while f.next < seq {
-                                    match f.reader.next_into(seq, &mut payload) {
-                                        Ok(Some((s, events))) => {
-                                            let chunk = Chunk {
-                                                groups: unframe(&payload).unwrap_or_default(),
-                                                events: events as u64,
-                                                created: Instant::now(),
-                                                ack: None,
-                                                wal_seq: Some(s),
-                                            };
-                                            deliver(&mut writer, f, &chunk);
-                                        }
-                                        _ => {
-                                            f.next = seq;
-                                        }
-                                    }
-                                }
-                            }
-                            deliver(&mut writer, f, &c);
-                            // Keep the reader in step with deliveries from memory.
-                            if f.reader.position() < f.next {
-                                f.reader.seek(f.next);
-                            }
-                        }
-                        None => break,
+                    if let Some(l) = &metrics.latency {
+                        l.record(chunk.created.elapsed());
                     }
+                    let upto = source.position(i);
+                    source.advance(i, upto);
                 }
             }
             if !did {
                 writer.flush();
-                // Every shard has stopped (its stub, or the WAL task holding the ring, is
-                // gone) and everything handed over was delivered: nothing more can come. A
-                // batch still in a WAL task was not acknowledged; it replays at next start.
-                if feeds.iter().all(|f| {
-                    (f.rx.is_closed() || f.gone.load(Ordering::Acquire))
-                        && f.rx.is_empty()
-                        && f.handed.load(Ordering::Acquire) <= f.next
-                }) {
+                if source.finished() {
                     break;
                 }
-                bell.wait(Duration::from_millis(50), || {
-                    feeds
-                        .iter()
-                        .any(|f| !f.rx.is_empty() || f.handed.load(Ordering::Acquire) > f.next)
-                });
+                bell.wait(Duration::from_millis(50), || source.ready());
             }
         }
         writer.flush();

@@ -54,6 +54,18 @@
 //! counted in `sluice_events_dropped_total{reason="shutdown"}`), so a checkpointing source
 //! replays them. Delivery is at least once: a body whose answer was lost is sent again.
 //!
+//! **Disk buffer** (`buffer = { type = "disk", ... }`, [`crate::sinks::disk_buffer`]): the
+//! shards write their encoded batches to their WALs (the sources are acknowledged once they
+//! are durable) and the writer takes the records in sequence per shard from the buffer's
+//! [`RecordSource`](crate::sinks::disk_buffer::RecordSource) instead of the rings: from
+//! memory when they came through, from the WAL otherwise and, at start, the replay first.
+//! Each record gets an acknowledgement token of its own and completes as a batch does;
+//! each shard's cursor advances over the completed prefix only ([`disk`]). Records are
+//! taken only while fewer than `max_in_flight` bodies are held, so an endpoint that is down
+//! fills the WAL (up to `max_size`, then `when_full`) rather than memory. On stop no record
+//! is taken any more; bodies held get 2 s to finish, then their records stay in the WAL
+//! (not counted as dropped) and replay at next start.
+//!
 //! Metrics: `sluice_sink_circuit_state{component}` (0 closed, 1 open, 2 half-open),
 //! `sluice_sink_circuit_opened_total`, `sluice_sink_retries_total` (requests resent), and
 //! the dead letter's `sluice_events_dropped_total{reason="dead_letter"}` while it is not
@@ -69,6 +81,7 @@
 //! is kept, up to 64 MiB, to read its items).
 
 pub mod bulk;
+pub mod disk;
 pub mod retry;
 
 use crate::sinks::dead_letter::DeadLetter;
@@ -86,9 +99,10 @@ use sluice_engine::ack::AckToken;
 use sluice_engine::context::BuildCtx;
 use sluice_engine::encode::Encoding;
 use sluice_engine::metrics::ComponentMetrics;
-use sluice_engine::ring::{Doorbell, RingRx, WhenFull};
+use sluice_engine::ring::{Doorbell, WhenFull};
 use sluice_engine::shutdown::Lifecycle;
 use sluice_engine::units::HumanDuration;
+use sluice_engine::wal::DiskBufferConfig;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -183,6 +197,9 @@ struct Target {
     headers: Vec<(HeaderName, HeaderValue)>,
     timeout: Duration,
 }
+
+/// With a disk buffer, how long bodies held may still finish once the process stopped.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// The largest answer body kept in bulk mode.
 const MAX_ANSWER: usize = 64 << 20;
@@ -297,15 +314,38 @@ impl HttpSinkConfig {
         metrics: Arc<ComponentMetrics>,
         when_full: WhenFull,
         dead_letter: DeadLetter,
+        disk: Option<DiskBufferConfig>,
     ) -> Result<SinkRuntime, String> {
         let target = self.target().map_err(|(k, m)| format!("`{k}`: {m}"))?;
         let bell = Doorbell::new();
-        let (parts, rxs) =
-            writer::stubs(ctx.shards, self.encoding, None, &metrics, when_full, &bell);
+        let (parts, input) = match disk {
+            Some(cfg) => {
+                let (parts, source) = crate::sinks::disk_buffer::build_source(
+                    ctx.shards,
+                    &ctx.data_dir.join("buffers").join(&metrics.id),
+                    cfg,
+                    self.encoding,
+                    None,
+                    metrics.clone(),
+                    &ctx.registry,
+                    &bell,
+                )
+                .map_err(|e| format!("cannot open the disk buffer: {e}"))?;
+                (
+                    parts,
+                    disk::Input::Disk(Box::new(disk::DiskInput::new(source))),
+                )
+            }
+            None => {
+                let (parts, rxs) =
+                    writer::stubs(ctx.shards, self.encoding, None, &metrics, when_full, &bell);
+                (parts, disk::Input::Rings(rxs))
+            }
+        };
         let label = [("component", metrics.id.as_str())];
         let state = Writer {
             target: Arc::new(target),
-            rxs,
+            input,
             bell,
             batcher: Batcher::new(self.batch_max_events, self.response == ResponseMode::Bulk),
             batch_timeout: self.batch_timeout.0,
@@ -499,7 +539,7 @@ struct Slot {
 
 struct Writer {
     target: Arc<Target>,
-    rxs: Vec<RingRx<Chunk>>,
+    input: disk::Input,
     bell: Arc<Doorbell>,
     batcher: Batcher,
     batch_timeout: Duration,
@@ -572,24 +612,27 @@ impl Writer {
         }
     }
 
-    /// Without a runtime: fail everything until the shards stop.
+    /// Without a runtime: fail everything until the shards stop (a disk buffer keeps its
+    /// records for next start).
     fn fail_all(&mut self) {
+        if self.input.is_disk() {
+            return;
+        }
         loop {
-            for rx in self.rxs.iter_mut() {
-                while let Some(c) = rx.pop() {
+            for i in 0..self.input.shards() {
+                while let Some(c) = self.input.pop(i) {
                     self.failures.fetch_add(c.events, Ordering::Relaxed);
                     if let Some(a) = &c.ack {
                         a.fail();
                     }
                 }
             }
-            if self.rxs.iter().all(|r| r.is_closed()) {
+            if self.input.closed() {
                 return;
             }
-            let rxs = &self.rxs;
-            self.bell.wait(Duration::from_millis(50), || {
-                rxs.iter().any(|r| !r.is_empty())
-            });
+            let input = &self.input;
+            self.bell
+                .wait(Duration::from_millis(50), || input.ring_ready());
         }
     }
 
@@ -758,10 +801,17 @@ impl Writer {
             reqs.push(self.batcher.seal());
         }
         let events: u64 = reqs.iter().map(|r| r.events).sum();
-        if events > 0 {
-            tracing::warn!(component = %self.metrics.id, events, "http sink: stopping with undelivered events; their batches are failed");
+        if self.input.is_disk() {
+            // Not lost: their records were not acknowledged to the disk buffer.
+            if events > 0 {
+                tracing::info!(component = %self.metrics.id, events, "http sink: stopping with undelivered events; they stay in the disk buffer for next start");
+            }
+        } else {
+            if events > 0 {
+                tracing::warn!(component = %self.metrics.id, events, "http sink: stopping with undelivered events; their batches are failed");
+            }
+            self.given_up.fetch_add(events, Ordering::Relaxed);
         }
-        self.given_up.fetch_add(events, Ordering::Relaxed);
         for r in reqs {
             for a in &r.acks {
                 a.fail();
@@ -856,38 +906,54 @@ impl Writer {
         // Which slot each running task holds (to settle a task that panicked).
         let mut task_slot: Vec<(tokio::task::Id, usize)> = Vec::new();
         self.sync_breaker_metrics();
+        // With a disk buffer: when the process stopped (and its shards are gone), bodies held
+        // get this long to finish before they are left to the next start's replay.
+        let mut stop_grace: Option<Instant> = None;
         loop {
             self.bell.set_sleeping(false);
             // Settle whatever finished (frees slots, acknowledges, schedules retries).
             while let Some(done) = tasks.try_join_next_with_id() {
                 self.settle(done, &mut free, &mut held, &mut task_slot);
             }
+            self.input.settle();
+            // A disk buffer's records are taken until the process stops; what is left then
+            // stays on disk.
+            let stopping = self.input.is_disk() && self.lifecycle.is_stopped();
             let mut took = false;
-            for rx in self.rxs.iter_mut() {
-                while held.len() < self.max_in_flight {
-                    match rx.pop() {
-                        Some(c) => {
-                            took = true;
-                            self.batcher.add(c, &mut held.ready);
+            if !stopping {
+                for i in 0..self.input.shards() {
+                    while held.len() < self.max_in_flight {
+                        match self.input.pop(i) {
+                            Some(c) => {
+                                took = true;
+                                self.batcher.add(c, &mut held.ready);
+                            }
+                            None => break,
                         }
-                        None => break,
                     }
                 }
             }
-            let closed = self.rxs.iter().all(|r| r.is_closed());
+            let closed = self.input.closed() || (stopping && self.input.shards_gone());
             if !self.batcher.is_empty()
                 && held.len() < self.max_in_flight
                 && (closed || self.batcher.first_at.elapsed() >= self.batch_timeout)
             {
                 held.ready.push_back(self.batcher.seal());
             }
-            if closed && self.lifecycle.is_stopped() && held.len() > 0 {
+            let mut grace_over = true;
+            if self.input.is_disk() && closed && self.lifecycle.is_stopped() {
+                let until = *stop_grace.get_or_insert_with(|| Instant::now() + STOP_GRACE);
+                grace_over = Instant::now() >= until;
+            }
+            if closed && self.lifecycle.is_stopped() && held.len() > 0 && grace_over {
                 tasks.abort_all();
                 self.give_up(&mut held);
+                self.input.settle();
                 break;
             }
             self.dispatch(&mut held, &mut free, &mut tasks, &mut task_slot);
             if closed && self.batcher.is_empty() && held.len() == 0 && tasks.is_empty() {
+                self.input.settle();
                 break;
             }
             if took {
@@ -911,7 +977,7 @@ impl Writer {
             }
             let deadline = tokio::time::Instant::from_std(wake);
             self.bell.set_sleeping(true);
-            if held.len() < self.max_in_flight && self.rxs.iter().any(|r| !r.is_empty()) {
+            if held.len() < self.max_in_flight && !stopping && self.input.ring_ready() {
                 continue;
             }
             let poll = efd.is_none().then(|| Duration::from_millis(1));

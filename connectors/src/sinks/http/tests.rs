@@ -226,6 +226,7 @@ fn start(cfg: &HttpSinkConfig, shards: usize) -> Started {
             metrics.clone(),
             WhenFull::Block,
             DeadLetter::unconnected(&metrics),
+            None,
         )
         .unwrap();
     Started {
@@ -396,6 +397,7 @@ fn a_partial_body_goes_out_after_the_batch_timeout() {
             metrics.clone(),
             WhenFull::Block,
             DeadLetter::unconnected(&metrics),
+            None,
         )
         .unwrap();
     let mut parts = rt.parts;
