@@ -269,6 +269,12 @@ fn config_defaults_and_validation() {
         key(serde_json::json!({"mode": "tcp", "address": "0.0.0.0:1", "max_connections": 0})),
         "max_connections"
     );
+    for pacing in ["50us", "1s"] {
+        assert_eq!(
+            key(serde_json::json!({"mode": "tcp", "address": "0.0.0.0:1", "read_pacing": pacing})),
+            "read_pacing"
+        );
+    }
     assert!(serde_json::from_value::<SyslogSourceConfig>(
         serde_json::json!({"mode": "tcp", "address": "0.0.0.0:1", "bogus": 1})
     )
@@ -367,7 +373,9 @@ fn tcp_stream_in_one_byte_writes() {
 /// the low-water mark until a timeout.
 #[test]
 fn paced_connection_streams_then_a_lone_message_arrives_promptly() {
-    let mut h = start(tcp_cfg());
+    let mut h = start(serde_json::json!({
+        "mode": "tcp", "address": "127.0.0.1:0", "read_pacing": "1ms"
+    }));
     let mut c = connect(&h);
     c.set_nodelay(true).unwrap();
     for round in 0..3 {
