@@ -18,8 +18,8 @@
 //!
 //! **Retries** (`retry = { initial, max, max_retries, budget }`): a failed body waits a
 //! random time in `[0, min(max, initial × 2^n)]` before retry `n` (exponential backoff with
-//! full jitter), or the answer's `Retry-After` (seconds, on 429 and 503) capped at `max`,
-//! and is then sent again as it was (gzipped anew). After `max_retries` retries (or never,
+//! full jitter), or the answer's `Retry-After` (seconds or an HTTP-date, on 429 and 503)
+//! capped at `max`, and is then sent again as it was (gzipped anew). After `max_retries` retries (or never,
 //! with `"unlimited"`) its events go to the dead letter (`retries_exhausted`). The retry
 //! budget keeps a failing endpoint from getting more than its share of extra load: over the
 //! last 10 s, retries may reach `budget` × first attempts + 10; a due retry beyond that

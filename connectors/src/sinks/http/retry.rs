@@ -463,9 +463,19 @@ pub fn status_reason(status: u16) -> &'static str {
     }
 }
 
-/// A `Retry-After` of whole seconds (the HTTP-date form is not used by the servers we
-/// target and is ignored).
+/// A `Retry-After` value (RFC 9110 §10.2.3): whole seconds, or an HTTP-date (IMF-fixdate,
+/// or the obsolete RFC 850 and asctime forms), which counts from now; a date in the past
+/// means at once. `None` for anything else.
 pub fn parse_retry_after(v: &[u8]) -> Option<Duration> {
+    parse_retry_after_at(v, std::time::SystemTime::now())
+}
+
+/// [`parse_retry_after`] with the current time given.
+pub fn parse_retry_after_at(v: &[u8], now: std::time::SystemTime) -> Option<Duration> {
     let s = std::str::from_utf8(v).ok()?.trim();
-    s.parse::<u64>().ok().map(Duration::from_secs)
+    if let Ok(secs) = s.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(s).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }

@@ -610,10 +610,33 @@ fn status_classes() {
         retry::parse_retry_after(b" 3 "),
         Some(Duration::from_secs(3))
     );
+    // The HTTP-date forms count from now; one in the past means at once.
+    let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+    for date in [
+        "Wed, 21 Oct 2015 07:28:30 GMT",
+        "Wednesday, 21-Oct-15 07:28:30 GMT",
+        "Wed Oct 21 07:28:30 2015",
+    ] {
+        assert_eq!(
+            retry::parse_retry_after_at(date.as_bytes(), now),
+            Some(Duration::from_secs(30)),
+            "{date}"
+        );
+    }
     assert_eq!(
-        retry::parse_retry_after(b"Wed, 21 Oct 2015 07:28:00 GMT"),
-        None
+        retry::parse_retry_after_at(b"Tue, 20 Oct 2015 07:28:00 GMT", now),
+        Some(Duration::ZERO)
     );
+    for bad in [
+        &b""[..],
+        b"-1",
+        b"soon",
+        b"Wed, 32 Oct 2015 07:28:00 GMT",
+        b"\xff\xfe",
+        b"1.5",
+    ] {
+        assert_eq!(retry::parse_retry_after_at(bad, now), None, "{bad:?}");
+    }
 }
 
 #[test]
