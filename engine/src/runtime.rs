@@ -293,6 +293,13 @@ impl crate::wal::WalIo for ShardWalIo {
         }
     }
 
+    async fn reuse(&self, from: &Path, to: &Path) -> io::Result<ShardWalFile> {
+        glommio::io::rename(from, to)
+            .await
+            .map_err(io::Error::from)?;
+        self.open(to).await
+    }
+
     async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let d = glommio::io::Directory::open(dir)
             .await

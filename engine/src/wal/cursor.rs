@@ -143,7 +143,23 @@ impl WalCursor {
             Err(_) => return Err(io::Error::other("WAL segment index poisoned")),
         };
         for s in gone {
-            match std::fs::remove_file(&s.path) {
+            // The first one becomes the writer's spare (renamed, so recovery never takes it
+            // for a segment); the others are deleted.
+            let spare = self.dir.join(super::segment::spare_file_name(s.base));
+            let delete = match std::fs::rename(&s.path, &spare) {
+                Ok(()) => match self.index.lock() {
+                    Ok(mut ix) => ix.offer_spare(spare),
+                    Err(_) => Some(spare),
+                },
+                Err(_) => Some(s.path.clone()),
+            };
+            let Some(path) = delete else {
+                self.metrics
+                    .segments_deleted
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            match std::fs::remove_file(&path) {
                 Ok(()) => {
                     self.metrics
                         .segments_deleted
@@ -151,7 +167,7 @@ impl WalCursor {
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    tracing::warn!(file = %s.path.display(), error = %e, "cannot delete acknowledged WAL segment")
+                    tracing::warn!(file = %path.display(), error = %e, "cannot delete acknowledged WAL segment")
                 }
             }
         }

@@ -42,11 +42,25 @@ pub fn record_size(payload_len: usize) -> usize {
 
 /// Appends one encoded record to `out`. `payload.len()` must be at most [`MAX_PAYLOAD`].
 pub fn encode_record(seq: u64, events: u32, payload: &[u8], out: &mut Vec<u8>) {
-    debug_assert!(payload.len() <= MAX_PAYLOAD);
+    encode_record_with(seq, events, payload.len(), out, |o| {
+        o.extend_from_slice(payload)
+    });
+}
+
+/// Appends one encoded record to `out` whose payload `fill` appends in place (exactly
+/// `payload_len` bytes, at most [`MAX_PAYLOAD`]): no intermediate payload buffer.
+pub fn encode_record_with(
+    seq: u64,
+    events: u32,
+    payload_len: usize,
+    out: &mut Vec<u8>,
+    fill: impl FnOnce(&mut Vec<u8>),
+) {
+    debug_assert!(payload_len <= MAX_PAYLOAD);
     let header = BatchHeader {
         seq,
         events,
-        payload_len: payload.len() as u32,
+        payload_len: payload_len as u32,
     };
     let mut hb = Aligned([0u8; BATCH_HEADER_LEN]);
     // A fixed-size struct of plain integers: serializing into 16 bytes cannot fail.
@@ -57,20 +71,22 @@ pub fn encode_record(seq: u64, events: u32, payload: &[u8], out: &mut Vec<u8>) {
     .map(|b| b.len())
     .unwrap_or(0);
     debug_assert_eq!(written, BATCH_HEADER_LEN);
-    let len = (BATCH_HEADER_LEN + payload.len()) as u32;
-    let len_bytes = len.to_le_bytes();
-    let crc = crc32c::crc32c_append(
-        crc32c::crc32c_append(crc32c::crc32c(&len_bytes), &hb.0),
-        payload,
-    );
+    let len = (BATCH_HEADER_LEN + payload_len) as u32;
     let start = out.len();
-    out.reserve(record_size(payload.len()));
-    out.extend_from_slice(&len_bytes);
-    out.extend_from_slice(&crc.to_le_bytes());
+    out.reserve(record_size(payload_len));
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&hb.0);
-    out.extend_from_slice(payload);
-    let end = start + record_size(payload.len());
-    out.resize(end, 0);
+    fill(out);
+    assert_eq!(
+        out.len() - start,
+        RECORD_PREFIX + BATCH_HEADER_LEN + payload_len,
+        "a WAL record's payload must be exactly the announced length"
+    );
+    let rec = &out[start..];
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&rec[..4]), &rec[RECORD_PREFIX..]);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    out.resize(start + record_size(payload_len), 0);
 }
 
 /// The result of looking at the bytes where a record should start.

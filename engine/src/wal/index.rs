@@ -1,6 +1,7 @@
 //! The segment index: the WAL's segments in sequence order, built at open from the directory
 //! listing and the segment headers, extended by the writer when it rolls to a new segment,
-//! and trimmed when the reader cursor passes whole segments. Shared between the shard that
+//! and trimmed when the reader cursor passes whole segments (one of which is kept as the
+//! spare the writer's next roll reuses). Shared between the shard that
 //! writes and the thread that reads (a mutex taken once per segment event, never per record).
 
 use super::segment::segment_file_name;
@@ -17,6 +18,8 @@ pub struct SegmentMeta {
 #[derive(Debug, Default)]
 pub struct SegmentIndex {
     segments: Vec<SegmentMeta>,
+    /// One acknowledged segment file kept for the writer's next roll.
+    spare: Option<PathBuf>,
 }
 
 /// The index as shared between the writer and the readers.
@@ -71,6 +74,21 @@ impl SegmentIndex {
 
     pub fn last(&self) -> Option<&SegmentMeta> {
         self.segments.last()
+    }
+
+    /// Offers an acknowledged segment file (already renamed to its spare name) for reuse;
+    /// gives it back when a spare is kept already (the caller deletes it).
+    pub fn offer_spare(&mut self, path: PathBuf) -> Option<PathBuf> {
+        if self.spare.is_some() {
+            return Some(path);
+        }
+        self.spare = Some(path);
+        None
+    }
+
+    /// Takes the spare segment file, if one is kept.
+    pub fn take_spare(&mut self) -> Option<PathBuf> {
+        self.spare.take()
     }
 
     /// Takes out the segments whose every record is below `cursor` (the next segment starts

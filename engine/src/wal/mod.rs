@@ -8,7 +8,8 @@
 //! - [`writer`]: appends with group commit over [`writer::WalIo`] (io_uring on a shard,
 //!   `std::fs` in tests).
 //! - [`reader`]: cursors over the records (`pread`, for the sink's thread) and replay.
-//! - [`cursor`]: the acknowledged position, persisted in two CRC'd slots.
+//! - [`cursor`]: the acknowledged position, persisted in two CRC'd slots; retires the
+//!   segments it passed (one is kept as a spare the writer's next roll reuses).
 //! - [`recovery`]: opening: listing, headers, cursor, tail scan, torn-write cut.
 //!
 //! Everything but the writer's I/O is plain synchronous Rust; the writer is `!Send` (one per
@@ -28,7 +29,7 @@ mod tests;
 pub use cursor::WalCursor;
 pub use reader::{Replay, WalReader, WalRecord};
 pub use recovery::{RecoveryReport, TailState};
-pub use writer::{Ticket, WalIo, WalWriter};
+pub use writer::{Notify, Ticket, WalIo, WalWriter};
 
 use index::SharedIndex;
 use std::io;
@@ -115,7 +116,11 @@ pub struct WalMetrics {
     pub fdatasyncs: AtomicU64,
     /// Time spent in commits.
     pub sync_micros: AtomicU64,
+    /// Segments started (new files or the spare reused).
     pub segments_created: AtomicU64,
+    /// Of those, the spare reused.
+    pub segments_recycled: AtomicU64,
+    /// Segments retired once acknowledged (deleted, or one kept as the spare).
     pub segments_deleted: AtomicU64,
     pub cursor_writes: AtomicU64,
     /// Torn tails cut by recovery.
@@ -286,5 +291,9 @@ impl WalIo for StdIo {
     }
     async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         std::fs::File::open(dir)?.sync_all()
+    }
+    async fn reuse(&self, from: &Path, to: &Path) -> io::Result<std::fs::File> {
+        std::fs::rename(from, to)?;
+        self.open(to).await
     }
 }

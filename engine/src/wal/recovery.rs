@@ -4,11 +4,15 @@
 //! file is truncated at the last good record and preallocated again (zeros after it), the
 //! damage is logged and counted, and everything before it is kept. A tail segment whose own
 //! header is torn (a crash while rolling) is removed and the one before it becomes the tail.
-//! Damage inside older segments is found by the reader, which reports and skips it.
+//! Damage inside older segments is found by the reader, which reports and skips it. A record
+//! whose sequence number is below its segment's base is left from the segment's earlier life
+//! (a recycled spare): the scanner reports it as the clean end of what was written.
 
 use super::cursor::read_cursor;
 use super::index::{SegmentIndex, SegmentMeta};
-use super::segment::{parse_segment_name, read_segment_header, Scanned, SegmentScanner};
+use super::segment::{
+    parse_segment_name, read_segment_header, Scanned, SegmentScanner, SPARE_SUFFIX,
+};
 use super::{preallocate_std, WalConfig, WalMetrics};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -56,16 +60,23 @@ pub struct Recovered {
     pub report: RecoveryReport,
 }
 
-fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
+/// The segments' bases, in order, and the spare segment files.
+fn list_segments(dir: &Path) -> io::Result<(Vec<u64>, Vec<PathBuf>)> {
     let mut bases = Vec::new();
+    let mut spares = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        if let Some(b) = entry.file_name().to_str().and_then(parse_segment_name) {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(b) = parse_segment_name(name) {
             bases.push(b);
+        } else if name.ends_with(SPARE_SUFFIX) {
+            spares.push(entry.path());
         }
     }
     bases.sort_unstable();
-    Ok(bases)
+    spares.sort_unstable();
+    Ok((bases, spares))
 }
 
 /// Recovers the WAL in `dir` (created if missing).
@@ -77,9 +88,15 @@ pub fn recover(dir: &Path, cfg: &WalConfig, metrics: &WalMetrics) -> io::Result<
     let (cursor, cursor_generation) = read_cursor(dir)?;
     report.cursor = cursor;
 
-    let bases = list_segments(dir)?;
+    let (bases, spares) = list_segments(dir)?;
     report.segments = bases.len();
     let mut index = SegmentIndex::new();
+    // One spare is kept for the writer's next roll; more (there never should be) go.
+    for spare in spares {
+        if let Some(extra) = index.offer_spare(spare) {
+            std::fs::remove_file(&extra)?;
+        }
+    }
     for &base in &bases {
         let path = dir.join(super::segment::segment_file_name(base));
         let check = read_segment_header(&path, counter)?;

@@ -5,6 +5,8 @@
 //! (`00000000000000000042.wal`), preallocated to the configured size, and starts with
 //! `magic (8) | version u32 | header length u32 | base sequence u64 | CRC32C u32 | zero u32`.
 //! Records follow from offset [`SEGMENT_HEADER_LEN`], sequence numbers `base, base + 1, ...`.
+//! A recycled segment (see [`SPARE_SUFFIX`]) still holds its earlier records after the new
+//! ones; their sequence numbers are below the segment's base, which marks them as the end.
 
 use super::format::{decode_record, BatchHeader, Decoded, RECORD_PREFIX};
 use std::fs::File;
@@ -17,10 +19,19 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"SLUICWAL";
 pub const SEGMENT_VERSION: u32 = 1;
 pub const SEGMENT_HEADER_LEN: u64 = 32;
 pub const SEGMENT_SUFFIX: &str = ".wal";
+/// An acknowledged segment kept for reuse (`00000000000000000042.spare`): the next roll
+/// renames it instead of creating and preallocating a new file, so the writer overwrites
+/// allocated blocks (often still in the page cache) and a commit needs no metadata write.
+pub const SPARE_SUFFIX: &str = ".spare";
 
 /// `00000000000000000042.wal` for base 42.
 pub fn segment_file_name(base: u64) -> String {
     format!("{base:020}{SEGMENT_SUFFIX}")
+}
+
+/// `00000000000000000042.spare` for the recycled segment that had base 42.
+pub fn spare_file_name(base: u64) -> String {
+    format!("{base:020}{SPARE_SUFFIX}")
 }
 
 /// The base sequence a segment file name stands for.
@@ -88,7 +99,8 @@ pub fn read_segment_header(
 pub enum Scanned {
     /// A valid record at `offset`; its payload is `SegmentScanner::payload()`.
     Record { header: BatchHeader, offset: u64 },
-    /// Nothing more was written (a zero length word, or the file ends on a record boundary).
+    /// Nothing more was written (a zero length word, a record older than the segment, or the
+    /// file ends on a record boundary).
     End { offset: u64 },
     /// A short or damaged record at `offset`.
     Bad { offset: u64, reason: &'static str },
@@ -98,6 +110,9 @@ pub enum Scanned {
 pub struct SegmentScanner {
     file: File,
     path: PathBuf,
+    /// The base sequence the file name gives: a record below it is left from the segment's
+    /// earlier life (a recycled spare) and reads as the end.
+    base: u64,
     file_len: u64,
     pos: u64,
     buf: Vec<u8>,
@@ -113,9 +128,15 @@ impl SegmentScanner {
     pub fn open(path: &Path) -> io::Result<SegmentScanner> {
         let file = File::open(path)?;
         let file_len = file.metadata()?.len();
+        let base = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(parse_segment_name)
+            .unwrap_or(0);
         Ok(SegmentScanner {
             file,
             path: path.to_path_buf(),
+            base,
             file_len,
             pos: SEGMENT_HEADER_LEN,
             buf: Vec::new(),
@@ -197,6 +218,10 @@ impl SegmentScanner {
                     payload_start,
                     size,
                 } => {
+                    if header.seq < self.base {
+                        // What a recycled segment held before: the end of what was written.
+                        return Ok(Scanned::End { offset });
+                    }
                     // Whole records, padding included, even when the file was cut inside the
                     // padding: the next record starts aligned.
                     self.payload = (

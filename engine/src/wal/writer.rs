@@ -10,7 +10,7 @@
 //! `sync = "interval:..."` waiters only wait; the owner calls [`WalWriter::commit`] on a
 //! timer. Everything here is single-threaded (`Rc`/`RefCell`): one writer per shard.
 
-use super::format::{encode_record, record_size, MAX_PAYLOAD};
+use super::format::{encode_record_with, record_size, MAX_PAYLOAD};
 use super::index::SharedIndex;
 use super::recovery::TailState;
 use super::segment::{encode_segment_header, segment_file_name, SEGMENT_HEADER_LEN};
@@ -43,6 +43,9 @@ pub trait WalIo {
     async fn pre_allocate(&self, file: &Self::File, len: u64) -> io::Result<()>;
     /// Makes the directory's entries durable (after a segment was created).
     async fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Renames the existing file `from` to `to` (replacing nothing) and opens it for reading
+    /// and writing: a spare segment reused.
+    async fn reuse(&self, from: &Path, to: &Path) -> io::Result<Self::File>;
 }
 
 /// A record's place in the WAL: durable once a commit covered it.
@@ -51,15 +54,16 @@ pub struct Ticket {
     pub seq: u64,
 }
 
-/// A wake-all notification for the tasks of one thread.
+/// A wake-all notification for the tasks of one thread. Take [`Notify::notified`] before
+/// checking the condition it announces: a notification in between is then not missed.
 #[derive(Default)]
-pub(crate) struct Notify {
+pub struct Notify {
     generation: Cell<u64>,
     wakers: RefCell<Vec<Waker>>,
 }
 
 impl Notify {
-    pub(crate) fn notify_all(&self) {
+    pub fn notify_all(&self) {
         self.generation.set(self.generation.get().wrapping_add(1));
         let wakers = std::mem::take(&mut *self.wakers.borrow_mut());
         for w in wakers {
@@ -68,7 +72,7 @@ impl Notify {
     }
 
     /// Resolves at the next `notify_all` after this call.
-    pub(crate) fn notified(&self) -> Notified<'_> {
+    pub fn notified(&self) -> Notified<'_> {
         Notified {
             notify: self,
             generation: self.generation.get(),
@@ -76,7 +80,7 @@ impl Notify {
     }
 }
 
-pub(crate) struct Notified<'a> {
+pub struct Notified<'a> {
     notify: &'a Notify,
     generation: u64,
 }
@@ -233,11 +237,37 @@ impl<I: WalIo> WalWriter<I> {
         self.notify.notify_all();
     }
 
-    /// Creates the segment starting at `base` with room for at least `need` record bytes.
+    /// Starts the segment with base `base` and room for at least `need` record bytes: the
+    /// spare segment renamed when there is one (its blocks are allocated and written, so
+    /// commits into it write no metadata; its old records, all below `base`, read as the
+    /// end), else a new preallocated file.
     async fn roll(&self, base: u64, need: u64) -> io::Result<Rc<I::File>> {
         let path = self.dir.join(segment_file_name(base));
         let capacity = self.cfg.segment_size.max(SEGMENT_HEADER_LEN + need);
-        let file = self.io.create(&path).await?;
+        let spare = match self.index.lock() {
+            Ok(mut ix) => ix.take_spare(),
+            Err(_) => None,
+        };
+        let reused = match spare {
+            Some(spare) => match self.io.reuse(&spare, &path).await {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    tracing::warn!(file = %spare.display(), error = %e, "cannot reuse the spare WAL segment; creating a new one");
+                    let _ = std::fs::remove_file(&spare);
+                    None
+                }
+            },
+            None => None,
+        };
+        let file = match reused {
+            Some(f) => {
+                self.metrics
+                    .segments_recycled
+                    .fetch_add(1, Ordering::Relaxed);
+                f
+            }
+            None => self.io.create(&path).await?,
+        };
         self.io.pre_allocate(&file, capacity).await?;
         let header = encode_segment_header(base).to_vec();
         write_all(&self.io, &file, header, 0).await?;
@@ -266,17 +296,50 @@ impl<I: WalIo> WalWriter<I> {
     /// Appends one batch (`events` events, encoded as `payload`). Returns once the record is
     /// written (not yet durable: await [`WalWriter::durable`] with the ticket).
     pub async fn append(&self, events: u32, payload: &[u8]) -> io::Result<Ticket> {
-        if payload.len() > MAX_PAYLOAD {
+        self.append_with(events, payload.len(), |o| o.extend_from_slice(payload))
+            .await
+    }
+
+    /// As [`WalWriter::append`], with the payload (exactly `payload_len` bytes) appended by
+    /// `fill` straight into the record's buffer.
+    pub async fn append_with(
+        &self,
+        events: u32,
+        payload_len: usize,
+        fill: impl FnOnce(&mut Vec<u8>),
+    ) -> io::Result<Ticket> {
+        let mut fill = Some(fill);
+        let seq = self
+            .append_batch(&[(events, payload_len)], |_, o| {
+                if let Some(f) = fill.take() {
+                    f(o)
+                }
+            })
+            .await?;
+        Ok(Ticket { seq })
+    }
+
+    /// Appends consecutive records with one write: record `i` holds `records[i].0` events
+    /// and a payload of exactly `records[i].1` bytes, which `fill(i, buf)` appends in place.
+    /// Returns the first record's sequence number (the others follow it by one each); all
+    /// are written, or none counts (an error poisons the writer).
+    pub async fn append_batch(
+        &self,
+        records: &[(u32, usize)],
+        mut fill: impl FnMut(usize, &mut Vec<u8>),
+    ) -> io::Result<u64> {
+        if let Some(&(_, big)) = records.iter().find(|r| r.1 > MAX_PAYLOAD) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!(
-                    "WAL record of {} bytes is over the limit of {MAX_PAYLOAD}",
-                    payload.len()
-                ),
+                format!("WAL record of {big} bytes is over the limit of {MAX_PAYLOAD}"),
             ));
         }
-        let size = record_size(payload.len()) as u64;
-        // Reserve a sequence number and a byte range (waiting out a roll in progress).
+        let count = records.len() as u64;
+        if count == 0 {
+            return Ok(self.next_seq());
+        }
+        let size: u64 = records.iter().map(|r| record_size(r.1) as u64).sum();
+        // Reserve the sequence numbers and a byte range (waiting out a roll in progress).
         enum Step<F> {
             Wait,
             Grow(Rc<F>),
@@ -292,10 +355,12 @@ impl<I: WalIo> WalWriter<I> {
                     Some(f) if s.pos + size <= s.seg_capacity => {
                         let f = f.clone();
                         let seq = s.next_seq;
-                        s.next_seq += 1;
+                        s.next_seq += count;
                         let offset = s.pos;
                         s.pos += size;
-                        s.inflight.push_back((seq, false));
+                        for q in seq..seq + count {
+                            s.inflight.push_back((q, false));
+                        }
                         Step::Go(seq, offset, f)
                     }
                     // The segment holds no record yet (its base is this record's sequence):
@@ -335,7 +400,9 @@ impl<I: WalIo> WalWriter<I> {
             }
         };
         let mut buf = Vec::with_capacity(size as usize);
-        encode_record(seq, events, payload, &mut buf);
+        for (i, &(events, len)) in records.iter().enumerate() {
+            encode_record_with(seq + i as u64, events, len, &mut buf, |o| fill(i, o));
+        }
         if let Err(e) = write_all(&self.io, &file, buf, offset).await {
             self.fail(&e);
             return Err(e);
@@ -343,9 +410,10 @@ impl<I: WalIo> WalWriter<I> {
         {
             let mut s = self.state.borrow_mut();
             if let Some(front) = s.inflight.front().map(|x| x.0) {
-                let i = (seq - front) as usize;
-                if let Some(slot) = s.inflight.get_mut(i) {
-                    slot.1 = true;
+                for q in seq..seq + count {
+                    if let Some(slot) = s.inflight.get_mut((q - front) as usize) {
+                        slot.1 = true;
+                    }
                 }
             }
             while let Some(&(q, true)) = s.inflight.front() {
@@ -356,12 +424,12 @@ impl<I: WalIo> WalWriter<I> {
         }
         self.metrics
             .records_appended
-            .fetch_add(1, Ordering::Relaxed);
+            .fetch_add(count, Ordering::Relaxed);
         self.metrics
             .bytes_appended
             .fetch_add(size, Ordering::Relaxed);
         self.notify.notify_all();
-        Ok(Ticket { seq })
+        Ok(seq)
     }
 
     /// Waits until the record of `ticket` is durable.
