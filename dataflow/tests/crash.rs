@@ -138,7 +138,7 @@ type = "file"
 inputs = ["in"]
 path = "{out}"
 encoding = "text"
-buffer = {{ type = "disk", max_size = "256MiB", segment_size = "4MiB", sync = "batch" }}
+buffer = {{ type = "disk", max_size = "256MiB", segment_size = "256KiB", sync = "batch" }}
 "#,
         out = out.display()
     )

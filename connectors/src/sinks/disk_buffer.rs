@@ -2,9 +2,10 @@
 //! `sluice_engine::wal` between the shards' encoders and the sink's writer thread.
 //!
 //! Shard side ([`DiskStub`]): the batch is encoded as for a memory buffer, queued to the
-//! shard's WAL task, which appends it, commits (one fdatasync for everything appended while
-//! the previous one ran), then drops the batch's acknowledgement (the source is told only
-//! once the record is durable) and offers the chunk, tagged with its sequence number, to the
+//! shard's WAL task, whose appender writes what queued up with one write (a record per
+//! chunk) while its committer commits (one fdatasync for everything appended while the
+//! previous one ran), then drops each batch's acknowledgement (the source is told only once
+//! the record is durable) and offers the chunk, tagged with its sequence number, to the
 //! writer ring. A chunk that finds the ring full is not pushed: it is on disk.
 //! Writer side: [`RecordSource`] yields each shard's records strictly in sequence, from the
 //! ring when they came through it; what the ring skipped (and, at start, everything not
@@ -30,19 +31,35 @@ use std::time::{Duration, Instant};
 
 /// Chunks a shard may queue for its WAL task before `when_full` applies.
 const QUEUE: usize = 8;
-/// Chunks a WAL task appends before it commits them (and hands them on); with the queue, what
-/// a shard's disk buffer holds in memory is at most this many encoded batches plus `QUEUE`.
+/// Chunks a WAL task holds appended but not yet durable (a commit covers what was appended
+/// while the previous one ran); with the queue, what a shard's disk buffer holds in memory
+/// on the way in is at most this many encoded batches plus `QUEUE`.
 const MAX_PENDING_CHUNKS: usize = 16;
+/// Durable chunks waiting for the writer thread in memory, per shard; what does not fit is
+/// read back from the WAL instead (only the page cache holds it then).
+const WRITER_RING: usize = 16;
+/// A WAL task writes what queued up meanwhile with one write, up to about this many bytes.
+const WRITE_BYTES: usize = 1 << 20;
 
-/// Writes a chunk's groups as one record payload.
-pub fn frame(groups: &[(String, Vec<u8>)], out: &mut Vec<u8>) {
-    out.clear();
+/// Bytes [`frame`] writes for `groups`.
+pub fn framed_len(groups: &[(String, Vec<u8>)]) -> usize {
+    groups.iter().map(|(k, b)| 8 + k.len() + b.len()).sum()
+}
+
+/// Appends a chunk's groups to `out` as one record payload ([`framed_len`] bytes).
+pub fn frame_into(groups: &[(String, Vec<u8>)], out: &mut Vec<u8>) {
     for (k, b) in groups {
         out.extend_from_slice(&(k.len() as u32).to_le_bytes());
         out.extend_from_slice(k.as_bytes());
         out.extend_from_slice(&(b.len() as u32).to_le_bytes());
         out.extend_from_slice(b);
     }
+}
+
+/// Writes a chunk's groups as one record payload (replacing what `out` held).
+pub fn frame(groups: &[(String, Vec<u8>)], out: &mut Vec<u8>) {
+    out.clear();
+    frame_into(groups, out);
 }
 
 /// Reads the groups back; `None` if the payload is not a valid framing.
@@ -156,66 +173,129 @@ async fn next_chunk(q: &mut RingRx<Chunk>, slot: &WakerSlot) -> Option<Chunk> {
     .await
 }
 
+/// What a shard's WAL task shares between its appender and its committer.
+struct Pipeline {
+    /// Appended chunks, in sequence, not yet handed on (durable or not).
+    pending: std::cell::RefCell<std::collections::VecDeque<Chunk>>,
+    /// The appender saw the queue close: commit what is left and stop.
+    closing: std::cell::Cell<bool>,
+    /// Rung by the appender after an append (and at close), by the committer after a hand-on.
+    notify: sluice_engine::wal::Notify,
+}
+
+/// The shard's WAL task: an appender writes each queued chunk to the WAL while a committer
+/// makes what was appended durable (one fdatasync for everything appended while the previous
+/// one ran), then releases each chunk's source acknowledgement and offers it to the writer
+/// ring. Appends go on while a commit runs, up to [`MAX_PENDING_CHUNKS`] chunks not yet
+/// handed on.
 async fn wal_task(
     wal: Wal,
     mut q: RingRx<Chunk>,
-    mut tx: RingTx<Chunk>,
+    tx: RingTx<Chunk>,
     handed: Arc<AtomicU64>,
     waker: WakerSlot,
     failed: Arc<AtomicU64>,
     sync: SyncMode,
 ) {
     let w = match wal.writer(ShardWalIo).await {
-        Ok(w) => w,
+        Ok(w) => std::rc::Rc::new(w),
         Err(e) => {
             tracing::error!(dir = %wal.dir.display(), error = %e, "cannot start the disk buffer's writer; batches fail");
             while let Some(c) = next_chunk(&mut q, &waker).await {
-                failed.fetch_add(c.events, Ordering::Relaxed);
-                if let Some(a) = &c.ack {
-                    a.fail();
-                }
+                fail_chunk(&c, &failed);
             }
             return;
         }
     };
-    let mut pending: Vec<Chunk> = Vec::new();
-    let mut payload = Vec::new();
-    let mut last_commit = Instant::now();
-    loop {
-        let first = if pending.is_empty() {
-            match next_chunk(&mut q, &waker).await {
-                Some(c) => Some(c),
-                None => break,
+    let shared = std::rc::Rc::new(Pipeline {
+        pending: Default::default(),
+        closing: Default::default(),
+        notify: Default::default(),
+    });
+    let committer = runtime::spawn_local(commit_loop(
+        w.clone(),
+        shared.clone(),
+        tx,
+        handed,
+        failed.clone(),
+        sync,
+        wal.dir.clone(),
+    ));
+    let mut batch: Vec<Chunk> = Vec::new();
+    let mut sizes: Vec<(u32, usize)> = Vec::new();
+    while let Some(first) = next_chunk(&mut q, &waker).await {
+        loop {
+            let room = shared.notify.notified();
+            if shared.pending.borrow().len() < MAX_PENDING_CHUNKS {
+                break;
             }
-        } else {
-            q.pop()
-        };
-        let mut next = first;
-        while let Some(mut c) = next.take() {
-            frame(&c.groups, &mut payload);
-            match w
-                .append(c.events.min(u32::MAX as u64) as u32, &payload)
-                .await
-            {
-                Ok(t) => {
-                    c.wal_seq = Some(t.seq);
-                    pending.push(c);
-                }
-                Err(e) => {
-                    tracing::error!(dir = %wal.dir.display(), error = %e, "disk buffer append failed");
-                    failed.fetch_add(c.events, Ordering::Relaxed);
-                    if let Some(a) = &c.ack {
-                        a.fail();
-                    }
-                }
-            }
-            // One commit covers what was appended meanwhile, up to a bound on the encoded
-            // bytes held in memory until then.
-            if pending.len() < MAX_PENDING_CHUNKS {
+            room.await;
+        }
+        // What queued up meanwhile goes into the same write (one I/O for several records).
+        let room = MAX_PENDING_CHUNKS - shared.pending.borrow().len();
+        let mut bytes = 0;
+        let mut next = Some(first);
+        while let Some(c) = next.take() {
+            let len = framed_len(&c.groups);
+            bytes += len;
+            sizes.push((c.events.min(u32::MAX as u64) as u32, len));
+            batch.push(c);
+            if batch.len() < room && bytes < WRITE_BYTES {
                 next = q.pop();
             }
         }
-        if pending.is_empty() {
+        let r = w
+            .append_batch(&sizes, |i, o| frame_into(&batch[i].groups, o))
+            .await;
+        sizes.clear();
+        match r {
+            Ok(first_seq) => {
+                let mut p = shared.pending.borrow_mut();
+                for (i, mut c) in batch.drain(..).enumerate() {
+                    c.wal_seq = Some(first_seq + i as u64);
+                    p.push_back(c);
+                }
+                drop(p);
+                shared.notify.notify_all();
+            }
+            Err(e) => {
+                tracing::error!(dir = %wal.dir.display(), error = %e, "disk buffer append failed");
+                for c in batch.drain(..) {
+                    fail_chunk(&c, &failed);
+                }
+            }
+        }
+    }
+    shared.closing.set(true);
+    shared.notify.notify_all();
+    committer.join().await;
+}
+
+fn fail_chunk(c: &Chunk, failed: &AtomicU64) {
+    failed.fetch_add(c.events, Ordering::Relaxed);
+    if let Some(a) = &c.ack {
+        a.fail();
+    }
+}
+
+/// The committer half of [`wal_task`]: commits while chunks wait, hands on the durable ones.
+async fn commit_loop(
+    w: std::rc::Rc<sluice_engine::wal::WalWriter<ShardWalIo>>,
+    shared: std::rc::Rc<Pipeline>,
+    mut tx: RingTx<Chunk>,
+    handed: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    sync: SyncMode,
+    dir: std::path::PathBuf,
+) {
+    let mut last_commit = Instant::now();
+    loop {
+        let more = shared.notify.notified();
+        if shared.pending.borrow().is_empty() {
+            if shared.closing.get() {
+                break;
+            }
+            more.await;
             continue;
         }
         if let SyncMode::Interval(d) = sync {
@@ -227,28 +307,38 @@ async fn wal_task(
         }
         let r = w.commit().await;
         last_commit = Instant::now();
-        let end = pending.last().and_then(|c| c.wal_seq).map(|s| s + 1);
-        for mut c in pending.drain(..) {
+        let synced = w.synced();
+        let mut end = None;
+        loop {
+            let Some(c) = shared.pending.borrow_mut().pop_front() else {
+                break;
+            };
+            let seq = c.wal_seq.unwrap_or(0);
             match &r {
-                Ok(()) => {
+                Ok(()) if seq < synced => {
+                    let mut c = c;
                     // Durable: the source may move on.
                     drop(c.ack.take());
+                    end = Some(seq + 1);
                     // A full ring leaves it to the writer thread to read it from disk.
                     let _ = tx.try_push(c);
                 }
+                Ok(()) => {
+                    // Appended after the commit started: the next one covers it.
+                    shared.pending.borrow_mut().push_front(c);
+                    break;
+                }
                 Err(e) => {
-                    tracing::error!(dir = %wal.dir.display(), error = %e, "disk buffer sync failed");
-                    failed.fetch_add(c.events, Ordering::Relaxed);
-                    if let Some(a) = &c.ack {
-                        a.fail();
-                    }
+                    tracing::error!(dir = %dir.display(), error = %e, "disk buffer sync failed");
+                    fail_chunk(&c, &failed);
                 }
             }
         }
-        if let (Ok(()), Some(end)) = (&r, end) {
+        if let Some(end) = end {
             // Every record below `end` is durable and was pushed or left for the disk path.
             handed.store(end, Ordering::Release);
         }
+        shared.notify.notify_all();
     }
     let _ = w.commit().await;
 }
@@ -280,7 +370,7 @@ fn register(registry: &Registry, id: &str, wals: Vec<(Arc<WalMetrics>, u64)>) {
     let id = id.replace('\\', "\\\\").replace('"', "\\\"");
     registry.collector(Box::new(move |out: &mut String| {
         use std::fmt::Write;
-        let series: [Series; 8] = [
+        let series: [Series; 9] = [
             ("torn_tails_total", "counter", "Torn writes cut off at a WAL tail by recovery.", |m| m.torn_tails.load(Ordering::Relaxed)),
             ("corrupt_skips_total", "counter", "Damaged WAL segments or segment headers skipped.", |m| m.corrupt_skips.load(Ordering::Relaxed)),
             ("records_lost_total", "counter", "WAL records that could not be read back because of damage.", |m| m.records_lost.load(Ordering::Relaxed)),
@@ -288,7 +378,8 @@ fn register(registry: &Registry, id: &str, wals: Vec<(Arc<WalMetrics>, u64)>) {
             ("records_appended_total", "counter", "Records appended to the WAL.", |m| m.records_appended.load(Ordering::Relaxed)),
             ("commits_total", "counter", "WAL group commits.", |m| m.commits.load(Ordering::Relaxed)),
             ("records_read_total", "counter", "WAL records read back (replay and ring gaps).", |m| m.records_read.load(Ordering::Relaxed)),
-            ("segments_deleted_total", "counter", "WAL segments deleted once acknowledged.", |m| m.segments_deleted.load(Ordering::Relaxed)),
+            ("segments_deleted_total", "counter", "WAL segments retired once acknowledged (deleted, or kept as the spare).", |m| m.segments_deleted.load(Ordering::Relaxed)),
+            ("segments_recycled_total", "counter", "WAL segments started by reusing an acknowledged one.", |m| m.segments_recycled.load(Ordering::Relaxed)),
         ];
         for (name, kind, help, get) in series {
             let _ = writeln!(out, "# HELP sluice_disk_buffer_{name} {help}\n# TYPE sluice_disk_buffer_{name} {kind}");
@@ -463,7 +554,7 @@ pub fn build_source(
             metrics.dropped("buffer_full"),
         );
         let (tx, rx) = ring::ring(
-            QUEUE,
+            WRITER_RING,
             WhenFull::Block,
             bell.clone(),
             metrics.dropped("buffer_full"),
