@@ -24,6 +24,7 @@ use sluice_engine::runtime::{self, ShardWalIo};
 use sluice_engine::wal::{
     index::SharedIndex, DiskBufferConfig, SyncMode, Wal, WalCursor, WalMetrics, WalReader,
 };
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
@@ -38,6 +39,11 @@ const MAX_PENDING_CHUNKS: usize = 16;
 /// Durable chunks waiting for the writer thread in memory, per shard; what does not fit is
 /// read back from the WAL instead (only the page cache holds it then).
 const WRITER_RING: usize = 16;
+/// A console or file sink's writer moves a shard's cursor after this many records (and when
+/// it has taken all that was ready).
+const CURSOR_EVERY: usize = 8;
+/// Chunks queued while a commit runs that are written without waiting for its end.
+const COALESCE_CHUNKS: usize = QUEUE / 2;
 /// A WAL task writes what queued up meanwhile with one write, up to about this many bytes.
 const WRITE_BYTES: usize = 1 << 20;
 
@@ -179,6 +185,8 @@ struct Pipeline {
     pending: std::cell::RefCell<std::collections::VecDeque<Chunk>>,
     /// The appender saw the queue close: commit what is left and stop.
     closing: std::cell::Cell<bool>,
+    /// A commit runs (what is written now waits for the next one anyway).
+    committing: std::cell::Cell<bool>,
     /// Rung by the appender after an append (and at close), by the committer after a hand-on.
     notify: sluice_engine::wal::Notify,
 }
@@ -210,6 +218,7 @@ async fn wal_task(
     let shared = std::rc::Rc::new(Pipeline {
         pending: Default::default(),
         closing: Default::default(),
+        committing: Default::default(),
         notify: Default::default(),
     });
     let committer = runtime::spawn_local(commit_loop(
@@ -230,6 +239,33 @@ async fn wal_task(
                 break;
             }
             room.await;
+        }
+        // While a commit runs, what arrives can wait for the write just after it (the next
+        // commit covers only what was written before it starts): one write per commit rather
+        // than one per chunk, unless enough queues up to write it early.
+        loop {
+            let settled = |q: &RingRx<Chunk>| {
+                !shared.committing.get() || q.len() + 1 >= COALESCE_CHUNKS || q.is_closed()
+            };
+            if settled(&q) {
+                break;
+            }
+            let mut commit_end = std::pin::pin!(shared.notify.notified());
+            std::future::poll_fn(|cx| {
+                if commit_end.as_mut().poll(cx).is_ready() || settled(&q) {
+                    return Poll::Ready(());
+                }
+                if let Ok(mut w) = waker.lock() {
+                    *w = Some(cx.waker().clone());
+                }
+                // Re-check after publishing the waker (the stub pushes, then wakes).
+                if settled(&q) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
         }
         // What queued up meanwhile goes into the same write (one I/O for several records).
         let room = MAX_PENDING_CHUNKS - shared.pending.borrow().len();
@@ -305,7 +341,9 @@ async fn commit_loop(
                 runtime::sleep(due - now).await;
             }
         }
+        shared.committing.set(true);
         let r = w.commit().await;
+        shared.committing.set(false);
         last_commit = Instant::now();
         let synced = w.synced();
         let mut end = None;
@@ -621,6 +659,7 @@ pub fn build(
         loop {
             let mut did = false;
             for i in 0..source.shards() {
+                let mut taken = 0;
                 while let Some(chunk) = source.next(i) {
                     did = true;
                     if let Err(e) = writer.write(&chunk) {
@@ -630,6 +669,15 @@ pub fn build(
                     if let Some(l) = &metrics.latency {
                         l.record(chunk.created.elapsed());
                     }
+                    taken += 1;
+                    // The cursor moves once per few records (one small write each time): a
+                    // crash repeats at most that many.
+                    if taken % CURSOR_EVERY == 0 {
+                        let upto = source.position(i);
+                        source.advance(i, upto);
+                    }
+                }
+                if taken % CURSOR_EVERY != 0 {
                     let upto = source.position(i);
                     source.advance(i, upto);
                 }
