@@ -1,6 +1,6 @@
 //! The `http` sink with `buffer = { type = "disk" }` through the real binary: a `file` source
 //! → disk-buffered `http` sink → a hand-built HTTP/1.1 test server (a thread per connection,
-//! in this file, answering 200 and recording every event line in arrival order) that is down
+//! in `common`, answering 200 and recording every event line in arrival order) that is down
 //! (nothing listens on its port: connection refused) for the first part of each test.
 //!
 //! - `stop_while_down_then_replay_in_order_before_new_events`: with the endpoint down, the
@@ -17,7 +17,6 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -49,46 +48,9 @@ fn serve(port: u16) -> Received {
     };
     let got: Received = Arc::new(Mutex::new(Vec::new()));
     let g = got.clone();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(c) = c else { return };
-            let got = g.clone();
-            std::thread::spawn(move || {
-                let Ok(mut w) = c.try_clone() else { return };
-                let mut r = BufReader::new(c);
-                loop {
-                    let mut len = 0usize;
-                    let mut first = true;
-                    loop {
-                        let mut line = String::new();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let t = line.trim_end();
-                        if t.is_empty() {
-                            if first {
-                                continue;
-                            }
-                            break;
-                        }
-                        first = false;
-                        if let Some(v) = t.to_ascii_lowercase().strip_prefix("content-length:") {
-                            len = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    let mut body = vec![0u8; len];
-                    if r.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    let text = String::from_utf8(body).expect("UTF-8 body");
-                    got.lock().unwrap().extend(text.lines().map(String::from));
-                    let out = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                    if w.write_all(out.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
+    serve_http(l, move |_, text| {
+        g.lock().unwrap().extend(text.lines().map(String::from));
+        (200, "text/plain", "ok".to_string())
     });
     got
 }
@@ -99,11 +61,6 @@ fn write_events(path: &Path, from: u64, to: u64) {
         .map(|i| format!("ev-{i:09} some payload of the event\n"))
         .collect();
     std::fs::write(path, text).unwrap();
-}
-
-fn event_id(line: &str) -> Option<u64> {
-    let at = line.find("ev-")? + 3;
-    line.get(at..at + 9)?.parse().ok()
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,7 +1,7 @@
 //! The `http` sink against a failing endpoint, through the real binary: a `file` source
 //! tails a file the test appends numbered events to (`ev-000000123 ...`), and an `http` sink
 //! with `response = "bulk"` posts them to a hand-built HTTP/1.1 test server (a thread per
-//! connection, in this file) that answers half of the requests with 500 and the rest with
+//! connection, `common::serve_http`) that answers half of the requests with 500 and the rest with
 //! `_bulk` answers in which about 10% of the items fail with 500 (retryable) and every event
 //! whose id is 13 mod 97 fails with 400 (permanent).
 //!
@@ -18,9 +18,9 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,12 +51,6 @@ struct Tally {
     requests: u64,
     whole_500: u64,
     item_500: u64,
-}
-
-/// The id in an event line `{"message":"ev-000000123 ..."}`.
-fn event_id(line: &str) -> Option<u64> {
-    let at = line.find("ev-")? + 3;
-    line.get(at..at + 9)?.parse().ok()
 }
 
 /// Answers one request body (a `_bulk` body) and records what it stored.
@@ -103,62 +97,11 @@ fn answer(n: u64, body: &str, tally: &Mutex<Tally>) -> (u16, String) {
 fn serve(tally: Arc<Mutex<Tally>>) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
-    let count = Arc::new(AtomicU64::new(0));
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(c) = c else { return };
-            let tally = tally.clone();
-            let count = count.clone();
-            std::thread::spawn(move || {
-                let Ok(mut w) = c.try_clone() else { return };
-                let mut r = BufReader::new(c);
-                loop {
-                    let mut len = 0usize;
-                    let mut first = true;
-                    loop {
-                        let mut line = String::new();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let t = line.trim_end();
-                        if t.is_empty() {
-                            if first {
-                                continue;
-                            }
-                            break;
-                        }
-                        first = false;
-                        if let Some(v) = t.to_ascii_lowercase().strip_prefix("content-length:") {
-                            len = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    let mut body = vec![0u8; len];
-                    if r.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    let n = count.fetch_add(1, Ordering::Relaxed);
-                    let text = String::from_utf8(body).expect("UTF-8 body");
-                    let (status, reply) = answer(n, &text, &tally);
-                    let out = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
-                        reply.len()
-                    );
-                    if w.write_all(out.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
+    serve_http(l, move |n, text| {
+        let (status, reply) = answer(n, text, &tally);
+        (status, "application/json", reply)
     });
     port
-}
-
-fn vm_rss_kib(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Helpers for end-to-end tests that drive the real `sluice` binary: temp dirs, free ports,
-//! bench data from `../shared/bench/gen_logs.py`, a tiny HTTP GET, and process control
+//! bench data from `../shared/bench/gen_logs.py`, a tiny HTTP GET, a hand-built HTTP/1.1
+//! endpoint for `http` sinks to post to ([`serve_http`]), and process control
 //! ([`ChildGuard`] kills the child when a test ends, also when it panics).
 #![allow(dead_code)]
 
@@ -201,4 +202,81 @@ impl Drop for ChildGuard {
             let _ = self.0.wait();
         }
     }
+}
+
+/// What a [`serve_http`] handler answers: status, content type, body.
+pub type HttpReply = (u16, &'static str, String);
+
+/// A hand-built HTTP/1.1 endpoint on `listener` for an `http` sink to post to: a thread per
+/// connection, keep-alive, requests read by their `content-length`; `handler` gets each
+/// request's body (UTF-8) and its number (from 0, across connections) and gives the answer.
+pub fn serve_http<H>(listener: std::net::TcpListener, handler: H)
+where
+    H: Fn(u64, &str) -> HttpReply + Send + Sync + 'static,
+{
+    use std::io::{BufRead, BufReader};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let handler = std::sync::Arc::new(handler);
+    let count = std::sync::Arc::new(AtomicU64::new(0));
+    std::thread::spawn(move || {
+        for c in listener.incoming() {
+            let Ok(c) = c else { return };
+            let handler = handler.clone();
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let Ok(mut w) = c.try_clone() else { return };
+                let mut r = BufReader::new(c);
+                loop {
+                    let mut len = 0usize;
+                    let mut first = true;
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let t = line.trim_end();
+                        if t.is_empty() {
+                            if first {
+                                continue;
+                            }
+                            break;
+                        }
+                        first = false;
+                        if let Some(v) = t.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0u8; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let text = String::from_utf8(body).expect("UTF-8 body");
+                    let n = count.fetch_add(1, Ordering::Relaxed);
+                    let (status, content_type, reply) = handler(n, &text);
+                    let out = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n{reply}",
+                        reply.len()
+                    );
+                    if w.write_all(out.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// The id of an event line `... ev-000000123 ...` (the tests' numbered events).
+pub fn event_id(line: &str) -> Option<u64> {
+    let at = line.find("ev-")? + 3;
+    line.get(at..at + 9)?.parse().ok()
+}
+
+/// The resident set size of process `pid`, in KiB.
+pub fn vm_rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
 }
