@@ -6,8 +6,19 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-/// The workspace root, fixed at compile time from this crate's manifest directory (`perf/..`).
+/// The workspace root: the Sluice checkout the command runs in (the first directory up from
+/// the current one that holds `perf/Cargo.toml`), else the one this binary was built from
+/// (`perf/..` at compile time; cargo may reuse a build made in another checkout that shares
+/// the target directory, so the current directory comes first).
 pub fn workspace_root() -> PathBuf {
+    if let Ok(cwd) = env::current_dir() {
+        if let Some(root) = cwd
+            .ancestors()
+            .find(|d| d.join("perf").join("Cargo.toml").is_file() && d.join("Cargo.toml").is_file())
+        {
+            return root.to_path_buf();
+        }
+    }
     tidy(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")))
 }
 
