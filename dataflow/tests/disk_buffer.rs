@@ -2,7 +2,8 @@
 //! `buffer = { type = "disk" }` delivers every line once and leaves its WAL under
 //! `data_dir/buffers/<sink>/shard-<n>/`; records left unacknowledged in a WAL (written here
 //! with the engine's WAL API, as a crashed run would leave them) are delivered at start
-//! before new data, and not again after the next restart.
+//! before new data, and not again after the next restart; a sink whose writes fail keeps
+//! its records in the WAL and writes them again.
 
 mod common;
 
@@ -263,4 +264,84 @@ fn sigkill_and_restart_loses_no_line() {
         );
     }
     eprintln!("{} fragments of lines cut by a kill", fragments.len());
+}
+
+/// A write error does not lose what the disk buffer acknowledged. The sink's path lies
+/// under `blocker`, a regular file, so every open fails (ENOTDIR): each record is tried
+/// again with backoff (`sluice_sink_retries_total` grows, nothing counts as dropped) while
+/// the source is acknowledged from the WAL. sluice stops with the records still failing
+/// (they stay in the WAL), starts again still failing, and when `blocker` becomes a
+/// directory the retries succeed: every line arrives, once.
+#[test]
+fn write_errors_are_retried_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.log");
+    let lines: Vec<String> = (0..5_000)
+        .map(|i| format!("line {i:06} of the input"))
+        .collect();
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let logs = [
+        dir.path().join("sluice-0.log"),
+        dir.path().join("sluice-1.log"),
+    ];
+    let blocker = dir.path().join("blocker");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let out = blocker.join("out.log");
+    let scrape = |port: u16| {
+        let text = http_get(port, "/metrics").map(|r| r.1).unwrap_or_default();
+        let get = |m: &str, l: &str| metric(&text, m, l).unwrap_or(0.0);
+        (
+            get("sluice_events_in_total", "component=\"out\""),
+            get("sluice_sink_retries_total", "component=\"out\""),
+            get(
+                "sluice_events_dropped_total",
+                "component=\"out\",reason=\"write_error\"",
+            ),
+        )
+    };
+    for (run, log) in logs.iter().enumerate() {
+        let port = free_port();
+        let cfg = config(dir.path(), &input, &out, port, 2);
+        let mut child = Guard(spawn_logged(sluice().arg("run").arg(&cfg), log));
+        wait_ready(&mut child.0, port, LIMIT);
+        let start = Instant::now();
+        loop {
+            let (into_wal, retries, dropped) = scrape(port);
+            assert_eq!(dropped, 0.0, "a failed write was dropped");
+            // The first run buffers everything; the second has it in the WAL already.
+            let buffered = run == 1 || into_wal as usize == lines.len();
+            if buffered && retries >= 3.0 {
+                break;
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "run {run}: {into_wal} events buffered, {retries} retries; log: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if run == 0 {
+            assert_eq!(terminate(&mut child.0, LIMIT), 0);
+            continue;
+        }
+        // Repair the destination while the sink keeps trying.
+        std::fs::remove_file(&blocker).unwrap();
+        std::fs::create_dir(&blocker).unwrap();
+        wait_lines(&out, lines.len(), &mut child.0);
+        // Give a duplicate time to show up before counting.
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(terminate(&mut child.0, LIMIT), 0);
+    }
+    let text = std::fs::read_to_string(&logs[0]).unwrap();
+    assert!(
+        text.contains("the batch stays in the disk buffer for the next start"),
+        "no failing write at the first stop: {text}"
+    );
+    let mut got: Vec<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    got.sort();
+    assert_eq!(got, lines, "every line once");
 }

@@ -10,7 +10,8 @@
 //! Writer side: [`RecordSource`] yields each shard's records strictly in sequence, from the
 //! ring when they came through it; what the ring skipped (and, at start, everything not
 //! acknowledged before) is read back from the WAL. [`build`] (console, file) delivers them
-//! through a synchronous [`ChunkWriter`] and advances the cursor after each record; the
+//! through a synchronous [`ChunkWriter`], writes a record again (with backoff) after a write
+//! error rather than dropping it, and advances the cursor over what was written; the
 //! `http` sink takes them into its own asynchronous writer and advances the cursor over the
 //! prefix of completed records ([`crate::sinks::http::disk`]).
 //! Payload: the chunk's groups as `u32 key length | key | u32 bytes length | bytes`, repeated.
@@ -628,6 +629,44 @@ pub fn build_source(
     Ok((parts, source))
 }
 
+/// `# HELP` of `sluice_sink_retries_total` (the http sink registers the same series).
+pub const RETRIES_HELP: &str =
+    "Deliveries (requests or writes) a sink tried again after a retryable failure.";
+/// The first wait before a failed write of a disk-buffered record is tried again; it doubles
+/// up to [`WRITE_RETRY_MAX`].
+const WRITE_RETRY_INITIAL: Duration = Duration::from_millis(100);
+const WRITE_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Writes a record taken from a disk buffer, trying again after a failure (a full disk, an
+/// I/O error): the source was acknowledged when the record became durable, so the record is
+/// not dropped but written again with backoff (each retry counted) until it succeeds. False
+/// when the shards stopped while it still failed (the caller leaves it in the WAL).
+fn write_until_done(
+    writer: &mut dyn ChunkWriter,
+    chunk: &Chunk,
+    source: &RecordSource,
+    metrics: &ComponentMetrics,
+    retries: &AtomicU64,
+) -> bool {
+    let mut wait = WRITE_RETRY_INITIAL;
+    loop {
+        let Err(e) = writer.write(chunk) else {
+            return true;
+        };
+        if source.shards_gone() {
+            tracing::error!(component = %metrics.id, error = %e, "write failed while stopping; the batch stays in the disk buffer for the next start");
+            return false;
+        }
+        tracing::warn!(component = %metrics.id, error = %e, retry_in = ?wait, "write failed; the batch stays in the disk buffer and is written again");
+        retries.fetch_add(1, Ordering::Relaxed);
+        let until = Instant::now() + wait;
+        while Instant::now() < until && !source.shards_gone() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        wait = (wait * 2).min(WRITE_RETRY_MAX);
+    }
+}
+
 /// Builds the shard stubs of a disk-buffered sink and the body of its writer thread, which
 /// delivers each shard's records in sequence through a synchronous [`ChunkWriter`] and
 /// advances the shard's cursor after each; registers the WALs' counters (recovery damage
@@ -654,17 +693,25 @@ pub fn build(
         registry,
         &bell,
     )?;
-    let failures = metrics.dropped("write_error");
+    let retries = registry.counter(
+        "sluice_sink_retries_total",
+        RETRIES_HELP,
+        &[("component", metrics.id.as_str())],
+    );
     let thread = Box::new(move || {
-        loop {
+        'run: loop {
             let mut did = false;
             for i in 0..source.shards() {
                 let mut taken = 0;
                 while let Some(chunk) = source.next(i) {
                     did = true;
-                    if let Err(e) = writer.write(&chunk) {
-                        tracing::error!(component = %metrics.id, error = %e, "write failed");
-                        failures.fetch_add(chunk.events, Ordering::Relaxed);
+                    if !write_until_done(&mut *writer, &chunk, &source, &metrics, &retries) {
+                        // Stopping with the destination failing: the record stays in the WAL
+                        // (the cursor stays before it) and goes first at the next start.
+                        if let Some(seq) = chunk.wal_seq {
+                            source.advance(i, seq);
+                        }
+                        break 'run;
                     }
                     if let Some(l) = &metrics.latency {
                         l.record(chunk.created.elapsed());

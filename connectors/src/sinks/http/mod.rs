@@ -363,7 +363,7 @@ impl HttpSinkConfig {
             given_up: metrics.dropped("shutdown"),
             retries_total: ctx.registry.counter(
                 "sluice_sink_retries_total",
-                "Requests a sink sent again after a retryable failure.",
+                crate::sinks::disk_buffer::RETRIES_HELP,
                 &label,
             ),
             circuit_state: ctx.registry.gauge(
