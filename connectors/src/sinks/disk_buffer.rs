@@ -668,8 +668,9 @@ fn write_until_done(
 }
 
 /// Builds the shard stubs of a disk-buffered sink and the body of its writer thread, which
-/// delivers each shard's records in sequence through a synchronous [`ChunkWriter`] and
-/// advances the shard's cursor after each; registers the WALs' counters (recovery damage
+/// delivers each shard's records in sequence through a synchronous [`ChunkWriter`] (a failed
+/// write is tried again: `write_until_done`) and advances the shard's cursor every
+/// `CURSOR_EVERY` records and when idle; registers the WALs' counters (recovery damage
 /// among them) with `registry`.
 #[allow(clippy::too_many_arguments)]
 pub fn build(
