@@ -322,7 +322,6 @@ fn write_json_str_utf8(s: &[u8], out: &mut Vec<u8>) {
 }
 
 /// True when `b` needs an escape, or stops the run (`stop_non_ascii` and `b >= 0x80`).
-#[cfg(any(test, not(target_arch = "x86_64")))]
 #[inline]
 fn is_special(b: u8, stop_non_ascii: bool) -> bool {
     b < 0x20 || b == b'"' || b == b'\\' || (stop_non_ascii && b >= 0x80)
@@ -331,23 +330,18 @@ fn is_special(b: u8, stop_non_ascii: bool) -> bool {
 /// Copies `s` into `out`, escaping as it goes, up to the end or (with `stop_non_ascii`) up
 /// to the first byte from 0x80; returns where it stopped.
 ///
-/// Block by block ([`BLOCK`] bytes): a block with nothing special is stored whole (a
-/// fixed-size copy); one with special bytes is written byte by byte from its mask (log
+/// Block by block ([`BLOCK`] bytes; the last bytes that do not fill one go through
+/// [`escape_short`]): a block with nothing special is stored whole (a fixed-size copy); one
+/// with special bytes is written byte by byte from its mask (log
 /// messages that carry JSON have a quote every few bytes, so those blocks are common).
 fn escape_run(s: &[u8], out: &mut Vec<u8>, stop_non_ascii: bool) -> usize {
     let n = s.len();
+    // Whole blocks here; the last few bytes (fewer than a block) byte by byte below.
+    let whole = n - n % BLOCK;
     let mut i = 0;
-    while i < n {
-        let valid = (n - i).min(BLOCK);
-        let block: [u8; BLOCK] = match s.get(i..i + BLOCK) {
-            Some(full) => full.try_into().unwrap_or([b'a'; BLOCK]),
-            None => {
-                // The last, partial block is padded with bytes that are never special.
-                let mut b = [b'a'; BLOCK];
-                b[..valid].copy_from_slice(&s[i..]);
-                b
-            }
-        };
+    while i < whole {
+        let valid = BLOCK;
+        let block: [u8; BLOCK] = s[i..i + BLOCK].try_into().unwrap_or([b'a'; BLOCK]);
         let mask = special_mask(&block, stop_non_ascii);
         // Worst case: BLOCK escapes of 6 bytes, and a BLOCK-sized store started after
         // BLOCK - 1 of them.
@@ -404,7 +398,26 @@ fn escape_run(s: &[u8], out: &mut Vec<u8>, stop_non_ascii: bool) -> usize {
         }
         i += valid;
     }
-    n
+    whole + escape_short(&s[whole..], out, stop_non_ascii)
+}
+
+/// [`escape_run`] for fewer bytes than a block (a string's tail, or a short value such as a
+/// host name or an id): a byte loop. Padding them into a block cost more: copying a few bytes
+/// into a stack array and loading it whole makes the CPU wait for the stores to land (store
+/// forwarding fails), on every short string.
+fn escape_short(s: &[u8], out: &mut Vec<u8>, stop_non_ascii: bool) -> usize {
+    out.reserve(s.len() * 6);
+    for (k, &b) in s.iter().enumerate() {
+        if !is_special(b, stop_non_ascii) {
+            out.push(b);
+        } else if b >= 0x80 {
+            return k;
+        } else {
+            let (esc, len) = escape_of(b);
+            out.extend_from_slice(&esc[..len]);
+        }
+    }
+    s.len()
 }
 
 /// The escape of a special byte, padded to 6 bytes, and its length.

@@ -4,7 +4,9 @@
 //! * `json_in_message`: what `sluice-loadgen --format syslog5424` puts in MSG (a JSON object
 //!   as text: a quote every few bytes), the latency run's hot path;
 //! * `plain_ascii`: log text without anything to escape;
-//! * `non_ascii`: the same text with a few accented letters and an emoji (the UTF-8 check).
+//! * `non_ascii`: the same text with a few accented letters and an emoji (the UTF-8 check);
+//! * `short_fields`: the short values a parsed syslog event carries besides its message (host,
+//!   app name, proc id, msg id, structured-data values: mostly under 16 bytes).
 //!
 //! Throughput is input bytes.
 //!
@@ -27,6 +29,15 @@ fn messages(kind: &str) -> Vec<String> {
                 "GET /api/v1/sessions/{} completed in {} ms for user {} from worker-{:03} (cache hit ratio 0.{})",
                 i * 7, i % 97, i * 13, i % 300, i % 10
             ),
+            "short_fields" => [
+                format!("worker-{:03}", i % 300),
+                format!("stock-{:02}", i % 20),
+                format!("{}", 20000 + i * 37),
+                "req".to_string(),
+                format!("{}", i),
+                format!("17952978617{:08}", i * 7919),
+            ][i as usize % 6]
+                .clone(),
             _ => format!(
                 "Bestätigung für Benutzer {} gesendet — café ouvert à {} h 😀 (worker-{:03})",
                 i * 13, i % 24, i % 300
@@ -37,7 +48,12 @@ fn messages(kind: &str) -> Vec<String> {
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("write_json_str");
-    for kind in ["json_in_message", "plain_ascii", "non_ascii"] {
+    for kind in [
+        "json_in_message",
+        "plain_ascii",
+        "non_ascii",
+        "short_fields",
+    ] {
         let msgs = messages(kind);
         let bytes: usize = msgs.iter().map(|m| m.len()).sum();
         let mut out = Vec::with_capacity(bytes * 2);
