@@ -7,6 +7,7 @@
 //! fed by one ring per shard ([`sinks::writer`]).
 
 pub mod framing;
+pub mod precise_timer;
 pub mod sinks;
 pub mod sources;
 pub mod template;

@@ -7,8 +7,9 @@
 //! One writer thread per sink runs a current-thread tokio runtime with a small hyper 1
 //! HTTP/1.1 client: it joins chunks into request bodies of at most `batch_max_events` events
 //! (splitting a chunk at line ends when it does not fit), sends a body once it is full or
-//! `batch_timeout` after its first event, optionally gzips it, and keeps `concurrency`
-//! requests in flight on as many keep-alive connections. A request on a kept-alive
+//! `batch_timeout` after its first event (timed by a [`crate::precise_timer::PreciseTimer`]
+//! when it is under 50 ms: tokio would round it up to the next millisecond tick), optionally
+//! gzips it, and keeps `concurrency` requests in flight on as many keep-alive connections. A request on a kept-alive
 //! connection that fails is tried once more on a new connection at once (the server may
 //! have closed it while idle); that is not counted as a retry.
 //!
@@ -895,6 +896,7 @@ impl Writer {
         } else {
             None
         };
+        let timer = crate::precise_timer::PreciseTimer::new().ok();
         let mut free: Vec<Slot> = (0..self.concurrency)
             .map(|id| Slot { id, sender: None })
             .collect();
@@ -975,6 +977,9 @@ impl Writer {
                     wake = wake.min(due);
                 }
             }
+            // A linger or a retry due soon is timed precisely (tokio would round it up to the
+            // next millisecond tick, adding up to 2 ms to a 1 ms `batch_timeout`).
+            let precise = wake < now + Duration::from_millis(50);
             let deadline = tokio::time::Instant::from_std(wake);
             self.bell.set_sleeping(true);
             if held.len() < self.max_in_flight && !stopping && self.input.ring_ready() {
@@ -1000,7 +1005,12 @@ impl Writer {
                         guard.clear_ready();
                     }
                 }
-                _ = tokio::time::sleep_until(deadline) => {}
+                _ = async {
+                    match &timer {
+                        Some(t) if precise => t.sleep_until(wake).await,
+                        _ => tokio::time::sleep_until(deadline).await,
+                    }
+                } => {}
                 _ = tokio::time::sleep(poll.unwrap_or(Duration::from_secs(3600))), if poll.is_some() => {}
             }
         }

@@ -325,6 +325,8 @@ pub(crate) struct SyslogMetrics {
     pub slow_closed: Arc<AtomicU64>,
     pub tls_failures: Arc<AtomicU64>,
     pub rate_limit_pauses: Arc<AtomicU64>,
+    /// Reads done on a pace tick (`read_pacing`) that found data.
+    pub paced_reads: Arc<AtomicU64>,
     pub kernel_drops: Arc<AtomicI64>,
     pub receive_buffer: Arc<AtomicI64>,
 }
@@ -343,6 +345,7 @@ impl SyslogMetrics {
                 slow_closed: detached(),
                 tls_failures: detached(),
                 rate_limit_pauses: detached(),
+                paced_reads: detached(),
                 kernel_drops: r.gauge(
                     "sluice_syslog_udp_kernel_drops",
                     "Datagrams the kernel dropped because the socket's receive buffer was full.",
@@ -393,6 +396,11 @@ impl SyslogMetrics {
             rate_limit_pauses: r.counter(
                 "sluice_syslog_rate_limit_pauses_total",
                 "Times a connection stopped being read because its peer was over rate_limit.",
+                &l,
+            ),
+            paced_reads: r.counter(
+                "sluice_syslog_paced_reads_total",
+                "Reads of streaming connections done on a read_pacing tick (that found data).",
                 &l,
             ),
             kernel_drops: Arc::new(AtomicI64::new(0)),
