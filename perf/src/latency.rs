@@ -27,6 +27,8 @@ pub struct LatencySpec<'a> {
     /// Seconds of sending.
     pub seconds: u64,
     pub shards: u32,
+    /// The source's `read_pacing`, if any.
+    pub read_pacing: Option<&'a str>,
 }
 
 /// What one latency run measured.
@@ -43,6 +45,8 @@ pub struct LatencyReport {
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub max_ms: f64,
+    /// The source's `read_pacing` (None: off).
+    pub read_pacing: Option<String>,
     /// Sluice's CPU use over the middle of the run (after a warm-up), in cores.
     pub cpu_cores: f64,
     pub peak_rss_mib: f64,
@@ -71,11 +75,15 @@ pub fn run(spec: &LatencySpec<'_>) -> Result<LatencyReport> {
              [engine]\nshards = {shards}\ndata_dir = \"{data}\"\n\n\
              [api]\naddress = \"127.0.0.1:{api}\"\n\n\
              [sources.in]\ntype = \"syslog\"\nmode = \"tcp\"\naddress = \"127.0.0.1:{source}\"\n\
-             format = \"rfc5424\"\n\n\
+             format = \"rfc5424\"\n{pacing}\n\
              [sinks.back]\ntype = \"http\"\ninputs = [\"in\"]\nuri = \"http://127.0.0.1:{back}/\"\n\
              batch_timeout = \"1ms\"\n",
             shards = spec.shards,
             data = dir.join("data").display(),
+            pacing = spec
+                .read_pacing
+                .map(|p| format!("read_pacing = {p:?}\n"))
+                .unwrap_or_default(),
         ),
     )?;
     let log = File::create(dir.join("sluice.log"))?;
@@ -170,6 +178,7 @@ fn measure_run(
         p99_ms: num(lat, "p99_ms")?,
         p999_ms: num(lat, "p999_ms")?,
         max_ms: num(lat, "max_ms")?,
+        read_pacing: spec.read_pacing.map(str::to_string),
         cpu_cores: (cpu1 - cpu0) / t1.duration_since(t0).as_secs_f64(),
         peak_rss_mib: measure::kib_to_mib(peak_rss_kib),
     })

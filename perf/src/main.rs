@@ -107,6 +107,11 @@ struct Cli {
     /// --latency: seconds of sending.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(4..))]
     seconds: u64,
+
+    /// --latency: the syslog source's `read_pacing` (e.g. `1ms`; off by default, as in
+    /// Sluice): less CPU for a little latency.
+    #[arg(long, value_name = "DURATION")]
+    read_pacing: Option<String>,
 }
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
@@ -254,8 +259,14 @@ fn run_latency(cli: &Cli) -> Result<bool> {
         );
     }
     eprintln!(
-        "latency: {} events/s for {} s, syslog over TCP → parse → http sink ({} shards)",
-        cli.rate, cli.seconds, cli.shards
+        "latency: {} events/s for {} s, syslog over TCP → parse → http sink ({} shards{})",
+        cli.rate,
+        cli.seconds,
+        cli.shards,
+        cli.read_pacing
+            .as_deref()
+            .map(|p| format!(", read_pacing {p}"))
+            .unwrap_or_default()
     );
     let report = latency::run(&latency::LatencySpec {
         sluice: &sluice,
@@ -263,6 +274,7 @@ fn run_latency(cli: &Cli) -> Result<bool> {
         rate: cli.rate,
         seconds: cli.seconds,
         shards: cli.shards,
+        read_pacing: cli.read_pacing.as_deref(),
     })?;
     if cli.json {
         println!("{}", serde_json::to_string(&report)?);
