@@ -331,33 +331,65 @@ fn is_special(b: u8, stop_non_ascii: bool) -> bool {
 /// to the first byte from 0x80; returns where it stopped.
 ///
 /// Block by block ([`BLOCK`] bytes; the last bytes that do not fill one go through
-/// [`escape_short`]): a block with nothing special is stored whole (a fixed-size copy); one
-/// with special bytes is written byte by byte from its mask (log
-/// messages that carry JSON have a quote every few bytes, so those blocks are common).
+/// [`escape_short`]): a block with nothing special is stored whole (a fixed-size copy). On
+/// CPUs with SSSE3, a block whose only special bytes are quotes and backslashes (log messages
+/// that carry JSON have a quote every few bytes) is expanded with two byte shuffles
+/// ([`expand_prefixed`]); any other block with special bytes is written run by run from its
+/// mask.
 fn escape_run(s: &[u8], out: &mut Vec<u8>, stop_non_ascii: bool) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("ssse3") {
+        // SAFETY: the CPU has SSSE3 (checked just above).
+        return unsafe { escape_run_ssse3(s, out, stop_non_ascii) };
+    }
+    escape_blocks::<false>(s, out, stop_non_ascii)
+}
+
+/// [`escape_blocks`] compiled with SSSE3, so that [`expand_prefixed`] inlines into it.
+///
+/// # Safety
+/// The CPU must support SSSE3.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "ssse3")]
+unsafe fn escape_run_ssse3(s: &[u8], out: &mut Vec<u8>, stop_non_ascii: bool) -> usize {
+    escape_blocks::<true>(s, out, stop_non_ascii)
+}
+
+/// The body of [`escape_run`]; `EXPAND` only when the CPU has SSSE3.
+#[inline(always)]
+fn escape_blocks<const EXPAND: bool>(s: &[u8], out: &mut Vec<u8>, stop_non_ascii: bool) -> usize {
     let n = s.len();
-    // Whole blocks here; the last few bytes (fewer than a block) byte by byte below.
     let whole = n - n % BLOCK;
     let mut i = 0;
     while i < whole {
-        let valid = BLOCK;
         let block: [u8; BLOCK] = s[i..i + BLOCK].try_into().unwrap_or([b'a'; BLOCK]);
-        let mask = special_mask(&block, stop_non_ascii);
+        let (mask, prefixed) = special_masks(&block, stop_non_ascii);
         // Worst case: BLOCK escapes of 6 bytes, and a BLOCK-sized store started after
         // BLOCK - 1 of them.
         out.reserve(BLOCK * 7);
         let len = out.len();
+        i += BLOCK;
         if mask == 0 {
             // SAFETY: `reserve` made room for at least BLOCK bytes after `len`; the copy
-            // writes exactly BLOCK bytes there from a local array, and `set_len` covers only
-            // the first `valid` <= BLOCK of them, all just written.
+            // writes exactly BLOCK bytes there from a local array, and `set_len` covers them.
             unsafe {
                 std::ptr::copy_nonoverlapping(block.as_ptr(), out.as_mut_ptr().add(len), BLOCK);
-                out.set_len(len + valid);
+                out.set_len(len + BLOCK);
             }
-            i += valid;
             continue;
         }
+        #[cfg(target_arch = "x86_64")]
+        if EXPAND && mask == prefixed {
+            // SAFETY: EXPAND is only true in `escape_run_ssse3`, which runs on SSSE3 CPUs;
+            // `expand_prefixed` writes at most 32 bytes after `len` (room was reserved for
+            // BLOCK * 7) and returns how many of them are the block's escaped bytes.
+            unsafe {
+                let w = expand_prefixed(&block, mask, out.as_mut_ptr().add(len));
+                out.set_len(len + w);
+            }
+            continue;
+        }
+        let _ = prefixed;
         // Runs between special bytes are stored as fixed-size copies from a padded copy of
         // the block (only their length counts), each special byte as its escape.
         let mut padded = [b'a'; 2 * BLOCK];
@@ -375,38 +407,113 @@ fn escape_run(s: &[u8], out: &mut Vec<u8>, stop_non_ascii: bool) -> usize {
             while bits != 0 {
                 let k = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                if k >= valid {
-                    break;
-                }
                 std::ptr::copy_nonoverlapping(padded.as_ptr().add(from), base.add(w), BLOCK);
                 w += k - from;
                 let b = block[k];
                 if b >= 0x80 && stop_non_ascii {
                     out.set_len(len + w);
-                    return i + k;
+                    return i - BLOCK + k;
                 }
                 let esc = escape_of(b);
                 std::ptr::copy_nonoverlapping(esc.0.as_ptr(), base.add(w), 6);
                 w += esc.1;
                 from = k + 1;
             }
-            if from < valid {
+            if from < BLOCK {
                 std::ptr::copy_nonoverlapping(padded.as_ptr().add(from), base.add(w), BLOCK);
-                w += valid - from;
+                w += BLOCK - from;
             }
             out.set_len(len + w);
         }
-        i += valid;
     }
     whole + escape_short(&s[whole..], out, stop_non_ascii)
 }
 
+/// For each 8-bit mask of "this byte gets a backslash before it": the byte shuffle that
+/// expands 8 bytes (lanes 0-7 of the source register; lanes 8-15 hold backslashes) into
+/// their escaped form, and that form's length (8 + the mask's bits).
+#[cfg(target_arch = "x86_64")]
+#[repr(align(16))]
+struct ExpandTable([[u8; 16]; 256], [u8; 256]);
+
+#[cfg(target_arch = "x86_64")]
+static EXPAND: ExpandTable = {
+    let mut shuffles = [[0x80u8; 16]; 256];
+    let mut lens = [0u8; 256];
+    let mut m = 0;
+    while m < 256 {
+        let mut out = 0;
+        let mut k = 0;
+        while k < 8 {
+            if m & (1 << k) != 0 {
+                shuffles[m][out] = 8; // a backslash lane
+                out += 1;
+            }
+            shuffles[m][out] = k as u8;
+            out += 1;
+            k += 1;
+        }
+        lens[m] = out as u8;
+        m += 1;
+    }
+    ExpandTable(shuffles, lens)
+};
+
+/// Writes the 16 bytes of `block` with a backslash before each byte marked in `mask` (its
+/// quotes and backslashes: their JSON escapes are the byte itself after a backslash), eight
+/// bytes per shuffle. Stores 32 bytes at `dst` (the ones past the returned length are
+/// scratch) and returns the escaped length.
+///
+/// # Safety
+/// The CPU must support SSSE3, and `dst` must be valid for 32 bytes of writes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "ssse3")]
+#[inline]
+unsafe fn expand_prefixed(block: &[u8; 16], mask: u32, dst: *mut u8) -> usize {
+    use std::arch::x86_64::*;
+    let v = _mm_loadu_si128(block.as_ptr().cast());
+    let backslashes = _mm_set1_epi8(b'\\' as i8);
+    let (lo, hi) = ((mask & 0xff) as usize, ((mask >> 8) & 0xff) as usize);
+    let first = _mm_shuffle_epi8(
+        _mm_unpacklo_epi64(v, backslashes),
+        _mm_load_si128(EXPAND.0[lo].as_ptr().cast()),
+    );
+    _mm_storeu_si128(dst.cast(), first);
+    let w = EXPAND.1[lo] as usize;
+    let second = _mm_shuffle_epi8(
+        _mm_unpackhi_epi64(v, backslashes),
+        _mm_load_si128(EXPAND.0[hi].as_ptr().cast()),
+    );
+    _mm_storeu_si128(dst.add(w).cast(), second);
+    w + EXPAND.1[hi] as usize
+}
+
 /// [`escape_run`] for fewer bytes than a block (a string's tail, or a short value such as a
-/// host name or an id): a byte loop. Padding them into a block cost more: copying a few bytes
-/// into a stack array and loading it whole makes the CPU wait for the stores to land (store
-/// forwarding fails), on every short string.
+/// host name or an id). Most have nothing to escape: the first and last 8 (or 4) bytes,
+/// loaded as two words, tell, and the same two words are stored (overlapping) as the copy.
+/// Otherwise a byte loop (padding them into a block costs more: copying a few bytes into a
+/// stack array and loading it whole makes the CPU wait for the stores to land).
 fn escape_short(s: &[u8], out: &mut Vec<u8>, stop_non_ascii: bool) -> usize {
-    out.reserve(s.len() * 6);
+    let n = s.len();
+    out.reserve(n * 6);
+    if n >= 4 && !short_has_special(s, stop_non_ascii) {
+        let len = out.len();
+        // SAFETY: `reserve` made room for `n` bytes after `len`; each store writes within
+        // `len..len + n` (the words are the slice's first and last 8 or 4 bytes), and
+        // together they write all of it.
+        unsafe {
+            let dst = out.as_mut_ptr().add(len);
+            if n >= 8 {
+                std::ptr::copy_nonoverlapping(s.as_ptr(), dst, 8);
+                std::ptr::copy_nonoverlapping(s.as_ptr().add(n - 8), dst.add(n - 8), 8);
+            } else {
+                std::ptr::copy_nonoverlapping(s.as_ptr(), dst, 4);
+                std::ptr::copy_nonoverlapping(s.as_ptr().add(n - 4), dst.add(n - 4), 4);
+            }
+            out.set_len(len + n);
+        }
+        return n;
+    }
     for (k, &b) in s.iter().enumerate() {
         if !is_special(b, stop_non_ascii) {
             out.push(b);
@@ -417,7 +524,40 @@ fn escape_short(s: &[u8], out: &mut Vec<u8>, stop_non_ascii: bool) -> usize {
             out.extend_from_slice(&esc[..len]);
         }
     }
-    s.len()
+    n
+}
+
+/// True when one of `s`'s bytes (4 to 15 of them) is special ([`is_special`]): the first
+/// and last 8 (or 4) bytes as two words, so every byte is in at least one.
+#[inline]
+fn short_has_special(s: &[u8], stop_non_ascii: bool) -> bool {
+    let n = s.len();
+    debug_assert!((4..16).contains(&n));
+    let (a, b) = if n >= 8 {
+        let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([b' '; 8]));
+        (word(&s[..8]), word(&s[n - 8..]))
+    } else {
+        // Spaces above the four bytes: not special.
+        let word = |b: &[u8]| {
+            u32::from_le_bytes(b.try_into().unwrap_or([b' '; 4])) as u64 | 0x2020_2020 << 32
+        };
+        (word(&s[..4]), word(&s[n.saturating_sub(4)..]))
+    };
+    word_has_special(a, stop_non_ascii) || word_has_special(b, stop_non_ascii)
+}
+
+/// True when a byte of `x` is special ([`is_special`]). Each test is the classic "has a
+/// zero byte" trick, exact as a yes/no answer.
+#[inline]
+fn word_has_special(x: u64, stop_non_ascii: bool) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+    let quote = has_zero(x ^ (ONES * b'"' as u64));
+    let backslash = has_zero(x ^ (ONES * b'\\' as u64));
+    let high = if stop_non_ascii { x & HIGH } else { 0 };
+    below_space | quote | backslash | high != 0
 }
 
 /// The escape of a special byte, padded to 6 bytes, and its length.
@@ -449,10 +589,11 @@ const BLOCK: usize = 16;
 #[cfg(not(target_arch = "x86_64"))]
 const BLOCK: usize = 8;
 
-/// Bit `k` set when byte `k` of the block is special ([`is_special`]).
+/// Two masks of the block: bit `k` set when byte `k` is special ([`is_special`]), and when
+/// it is a quote or a backslash (escaped as a backslash before it).
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn special_mask(block: &[u8; BLOCK], stop_non_ascii: bool) -> u32 {
+fn special_masks(block: &[u8; BLOCK], stop_non_ascii: bool) -> (u32, u32) {
     use std::arch::x86_64::*;
     // SAFETY: SSE2 is part of x86_64; the load is unaligned and reads exactly the 16 bytes
     // of `block`.
@@ -467,21 +608,26 @@ fn special_mask(block: &[u8; BLOCK], stop_non_ascii: bool) -> u32 {
             // Unsigned v <= 0x1f.
             _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v)
         };
-        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), low)) as u32
+        let prefixed = _mm_or_si128(quote, backslash);
+        (
+            _mm_movemask_epi8(_mm_or_si128(prefixed, low)) as u32,
+            _mm_movemask_epi8(prefixed) as u32,
+        )
     }
 }
 
-/// Bit `k` set when byte `k` of the block is special ([`is_special`]).
+/// Bit `k` set when byte `k` of the block is special ([`is_special`]); the second mask
+/// (quotes and backslashes) is only used on x86_64.
 #[cfg(not(target_arch = "x86_64"))]
 #[inline]
-fn special_mask(block: &[u8; BLOCK], stop_non_ascii: bool) -> u32 {
+fn special_masks(block: &[u8; BLOCK], stop_non_ascii: bool) -> (u32, u32) {
     let mut m = 0;
     for (k, &b) in block.iter().enumerate() {
         if is_special(b, stop_non_ascii) {
             m |= 1 << k;
         }
     }
-    m
+    (m, 0)
 }
 
 fn write_json_str_repairing(s: &[u8], out: &mut Vec<u8>) {
@@ -658,13 +804,72 @@ mod tests {
                     let mut block = [b'a'; BLOCK];
                     block[pos] = b;
                     let want = if is_special(b, stop) { 1u32 << pos } else { 0 };
-                    assert_eq!(
-                        special_mask(&block, stop),
-                        want,
-                        "{b:#x} at {pos}, stop {stop}"
-                    );
+                    let (all, prefixed) = special_masks(&block, stop);
+                    assert_eq!(all, want, "{b:#x} at {pos}, stop {stop}");
+                    if cfg!(target_arch = "x86_64") {
+                        let want = if b == b'"' || b == b'\\' {
+                            1u32 << pos
+                        } else {
+                            0
+                        };
+                        assert_eq!(prefixed, want, "{b:#x} at {pos}");
+                    }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn short_strings_are_checked_at_every_byte() {
+        for stop in [false, true] {
+            for b in 0..=255u8 {
+                for len in 4..BLOCK {
+                    for pos in 0..len {
+                        let mut s = vec![b'a'; len];
+                        s[pos] = b;
+                        assert_eq!(
+                            short_has_special(&s, stop),
+                            is_special(b, stop),
+                            "{b:#x} at {pos} of {len}, stop {stop}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Printable ASCII has quotes and backslashes and nothing else to escape: most of its
+    /// blocks take the shuffle path on SSSE3 CPUs. Both builds of the block loop (with and
+    /// without it) must write what the byte-wise path writes.
+    fn check_both_block_loops(input: &[u8]) -> Result<(), TestCaseError> {
+        let mut slow = Vec::new();
+        write_json_str_repairing(input, &mut slow);
+        for expand in [false, true] {
+            if expand && !cfg!(target_arch = "x86_64") {
+                continue;
+            }
+            let mut fast = vec![b'"'];
+            let stopped = if expand {
+                escape_run(input, &mut fast, false)
+            } else {
+                escape_blocks::<false>(input, &mut fast, false)
+            };
+            fast.push(b'"');
+            prop_assert_eq!(stopped, input.len());
+            prop_assert_eq!(&fast, &slow, "expand {}", expand);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn quote_heavy_text_escapes_like_the_bytewise_path(
+            text in "[ -~]{0,120}",
+            quotes in "[\"\\\\a]{0,40}",
+        ) {
+            check_both_block_loops(text.as_bytes())?;
+            check_both_block_loops(quotes.as_bytes())?;
+            check_both_block_loops(format!("{quotes}{text}{quotes}").as_bytes())?;
         }
     }
 
