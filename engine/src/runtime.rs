@@ -93,9 +93,35 @@ impl<T> LocalTask<T> {
     }
 }
 
+thread_local! {
+    /// Tasks started with [`spawn_local`] on this shard that have not ended (finished or
+    /// cancelled). While there are none, [`WakeSignal::wait`] may block the thread.
+    static LIVE_TASKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts a task in [`LIVE_TASKS`] for as long as its future exists.
+struct LiveTask;
+
+impl LiveTask {
+    fn new() -> LiveTask {
+        LIVE_TASKS.with(|n| n.set(n.get() + 1));
+        LiveTask
+    }
+}
+
+impl Drop for LiveTask {
+    fn drop(&mut self) {
+        LIVE_TASKS.with(|n| n.set(n.get().saturating_sub(1)));
+    }
+}
+
 /// Spawns a task on the current shard (must be called from a shard).
 pub fn spawn_local<T: 'static>(fut: impl Future<Output = T> + 'static) -> LocalTask<T> {
-    LocalTask(glommio::spawn_local(fut))
+    let live = LiveTask::new();
+    LocalTask(glommio::spawn_local(async move {
+        let _live = live;
+        fut.await
+    }))
 }
 
 /// Sleeps on the shard's timer (io_uring timeout), letting other tasks run.
@@ -113,28 +139,94 @@ pub async fn yield_if_needed() {
     glommio::yield_if_needed().await
 }
 
-/// Wakes a sleeping shard from any thread: an eventfd that a local task keeps a read pending
-/// on (through io_uring), turned into a local semaphore the shard's idle wait races with its
-/// timer.
+/// Wakes a sleeping shard from any thread: an eventfd that producers write
+/// ([`crate::ring::Doorbell::use_eventfd`]).
+///
+/// How the shard sleeps on it depends on what else runs there. A shard whose only task is its
+/// main loop (no file source, no disk buffer: nothing that waits on io_uring or a timer)
+/// blocks its thread in `poll(2)` on the eventfd: one sleep and one wake-up in the kernel.
+/// Parking the executor instead costs several io_uring submissions and a `membarrier` (an
+/// interrupt to every core running one of the process's threads) per sleep, which at a
+/// steady rate of one batch per millisecond was a large part of a shard's CPU. As soon as a
+/// shard has other tasks, a reader task keeps an io_uring read pending on the eventfd and
+/// the wait races it with the shard's timer, so those tasks run while the loop sleeps; the
+/// shard stays in that mode (the two are never mixed on one descriptor).
 pub struct WakeSignal {
     fd: i32,
+    uring: std::cell::OnceCell<UringWake>,
+}
+
+/// The executor-friendly wait: the eventfd read through io_uring, turned into a semaphore.
+struct UringWake {
     sem: std::rc::Rc<glommio::sync::Semaphore>,
     _reader: glommio::Task<()>,
 }
 
 impl WakeSignal {
-    /// Creates the eventfd and its reader task (call on the shard).
+    /// Creates the eventfd (call on the shard).
     pub fn new() -> io::Result<WakeSignal> {
-        use std::os::fd::FromRawFd;
         // SAFETY: plain syscall; the result is checked.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: `fd` is a fresh descriptor we own; the BufferedFile takes it over. It stays
-        // open for the life of the shard (the reader task never closes it), so producers that
-        // write to the number never hit a reused descriptor while the process runs.
-        let file = unsafe { glommio::io::BufferedFile::from_raw_fd(fd) };
+        Ok(WakeSignal {
+            fd,
+            uring: std::cell::OnceCell::new(),
+        })
+    }
+
+    /// The descriptor producers write to ([`crate::ring::Doorbell::use_eventfd`]).
+    pub fn fd(&self) -> i32 {
+        self.fd
+    }
+
+    /// True once the wait goes through the executor (the shard has had other tasks).
+    pub fn waits_on_executor(&self) -> bool {
+        self.uring.get().is_some()
+    }
+
+    /// Sleeps until woken or `timeout` passes.
+    pub async fn wait(&self, timeout: Duration) {
+        if self.uring.get().is_none() && LIVE_TASKS.with(|n| n.get()) == 0 {
+            self.block(timeout);
+            return;
+        }
+        let uring = self.uring.get_or_init(|| self.start_reader());
+        let woken = async {
+            let _ = uring.sem.acquire(1).await;
+        };
+        futures_lite::future::or(woken, glommio::timer::sleep(timeout)).await;
+        // Collapse wake-ups that piled up while we were busy.
+        while uring.sem.try_acquire(1).unwrap_or(false) {}
+    }
+
+    /// Blocks the thread until the eventfd is readable or `timeout` passes, then resets it.
+    fn block(&self, timeout: Duration) {
+        let mut pfd = libc::pollfd {
+            fd: self.fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: `pfd` is one live pollfd; the result is checked.
+        let ready = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if ready > 0 && pfd.revents & libc::POLLIN != 0 {
+            let mut v = 0u64;
+            // SAFETY: reads 8 bytes into a live u64. Nothing else reads this descriptor in
+            // this mode, so a readable eventfd returns at once.
+            unsafe { libc::read(self.fd, &mut v as *mut u64 as *mut libc::c_void, 8) };
+        }
+    }
+
+    /// Starts the reader task that turns eventfd reads (through io_uring) into semaphore
+    /// signals.
+    fn start_reader(&self) -> UringWake {
+        use std::os::fd::FromRawFd;
+        // SAFETY: `fd` is our descriptor; the BufferedFile takes it over. It stays open for
+        // the life of the shard (the reader task never closes it), so producers that write
+        // to the number never hit a reused descriptor while the process runs.
+        let file = unsafe { glommio::io::BufferedFile::from_raw_fd(self.fd) };
         let sem = std::rc::Rc::new(glommio::sync::Semaphore::new(0));
         let s2 = sem.clone();
         let reader = glommio::spawn_local(async move {
@@ -145,26 +237,10 @@ impl WakeSignal {
                 }
             }
         });
-        Ok(WakeSignal {
-            fd,
+        UringWake {
             sem,
             _reader: reader,
-        })
-    }
-
-    /// The descriptor producers write to ([`crate::ring::Doorbell::use_eventfd`]).
-    pub fn fd(&self) -> i32 {
-        self.fd
-    }
-
-    /// Sleeps until woken or `timeout` passes.
-    pub async fn wait(&self, timeout: Duration) {
-        let woken = async {
-            let _ = self.sem.acquire(1).await;
-        };
-        futures_lite::future::or(woken, glommio::timer::sleep(timeout)).await;
-        // Collapse wake-ups that piled up while we were busy.
-        while self.sem.try_acquire(1).unwrap_or(false) {}
+        }
     }
 }
 
@@ -306,5 +382,103 @@ impl crate::wal::WalIo for ShardWalIo {
             .map_err(io::Error::from)?;
         d.sync().await.map_err(io::Error::from)?;
         d.close().await.map_err(io::Error::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    fn ring(fd: i32) {
+        let one = 1u64;
+        // SAFETY: writes 8 bytes from a live u64 to an eventfd that the shard keeps open.
+        unsafe { libc::write(fd, &one as *const u64 as *const libc::c_void, 8) };
+    }
+
+    /// A shard with nothing but its main loop sleeps in poll(2) on the eventfd; a write from
+    /// another thread ends the wait (long before its 30 s timeout), and so does a write made
+    /// before the wait started.
+    #[test]
+    fn a_shard_without_tasks_blocks_on_its_eventfd_and_a_write_wakes_it() {
+        let (fd_tx, fd_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel();
+        let shard = spawn_shard(
+            ShardSpec {
+                index: 0,
+                core: None,
+            },
+            move || async move {
+                let wake = WakeSignal::new().unwrap();
+                fd_tx.send(wake.fd()).unwrap();
+                for _ in 0..2 {
+                    let t = Instant::now();
+                    wake.wait(Duration::from_secs(30)).await;
+                    done_tx
+                        .send((t.elapsed(), wake.waits_on_executor()))
+                        .unwrap();
+                }
+            },
+        )
+        .unwrap();
+        let fd = fd_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        ring(fd);
+        let (took, on_executor) = done_rx.recv().unwrap();
+        assert!(
+            took < Duration::from_secs(20),
+            "woken by the write, took {took:?}"
+        );
+        assert!(!on_executor, "no other task: the thread blocks in poll");
+        // A write that lands between two waits is not lost.
+        ring(fd);
+        let (took, _) = done_rx.recv().unwrap();
+        assert!(took < Duration::from_secs(20), "took {took:?}");
+        shard.join().unwrap();
+    }
+
+    /// With another task on the shard, the wait goes through the executor, so that task
+    /// keeps running while the main loop sleeps, and a write still wakes the loop.
+    #[test]
+    fn a_shard_with_another_task_sleeps_through_the_executor() {
+        let (fd_tx, fd_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel();
+        let shard = spawn_shard(
+            ShardSpec {
+                index: 0,
+                core: None,
+            },
+            move || async move {
+                let ticks = std::rc::Rc::new(std::cell::Cell::new(0u32));
+                let t2 = ticks.clone();
+                let task = spawn_local(async move {
+                    loop {
+                        sleep(Duration::from_millis(5)).await;
+                        t2.set(t2.get() + 1);
+                    }
+                });
+                let wake = WakeSignal::new().unwrap();
+                fd_tx.send(wake.fd()).unwrap();
+                let t = Instant::now();
+                wake.wait(Duration::from_secs(30)).await;
+                done_tx
+                    .send((t.elapsed(), wake.waits_on_executor(), ticks.get()))
+                    .unwrap();
+                drop(task);
+            },
+        )
+        .unwrap();
+        let fd = fd_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        ring(fd);
+        let (took, on_executor, ticks) = done_rx.recv().unwrap();
+        assert!(
+            took < Duration::from_secs(20),
+            "woken by the write, took {took:?}"
+        );
+        assert!(on_executor);
+        assert!(ticks > 0, "the other task ran while the loop slept");
+        shard.join().unwrap();
     }
 }
