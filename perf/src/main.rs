@@ -108,8 +108,8 @@ struct Cli {
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(4..))]
     seconds: u64,
 
-    /// --latency: the syslog source's `read_pacing` (e.g. `1ms`; off by default, as in
-    /// Sluice): less CPU for a little latency.
+    /// --latency: the syslog source's `read_pacing` (Sluice's default, 1ms, when left out;
+    /// `0s` turns pacing off): less CPU for a little latency.
     #[arg(long, value_name = "DURATION")]
     read_pacing: Option<String>,
 }

@@ -11,16 +11,16 @@
 //! message waits about a millisecond at most. The linger is timed by a
 //! [`PreciseTimer`] (tokio's millisecond timers made it 1-2 ms).
 //!
-//! Pacing (`read_pacing`, off by default): a connection that streams (a read finds data again
-//! within [`PACE_ENTER`] of the previous one) stops being woken for every segment that
-//! arrives: its socket gets a high `SO_RCVLOWAT` (the kernel then signals readability only
-//! once that much is queued), and the task reads the socket directly ([`recv_now`]) once per
-//! `read_pacing` tick whatever gathered meanwhile, handing the frames on at once (they waited
-//! their linger in the socket). A tick that finds nothing puts the connection back to
-//! waiting for readability. Plain TCP only (a TLS stream is read through its decoder). A
-//! sender writing a few messages at a time at 100,000 events/s woke the thread ~6,500 times
-//! a second; paced at 1 ms, ~1,200 (the thread's CPU 25% → 8% of a core, median latency
-//! +0.1-0.3 ms). A read that fills the buffer
+//! Pacing (`read_pacing`, 1 ms by default, `"0s"` turns it off): a connection that streams
+//! (a read finds data again within [`PACE_ENTER`] of the previous one) stops being woken for
+//! every segment that arrives: its socket gets a high `SO_RCVLOWAT` (the kernel then signals
+//! readability only once that much is queued), and the task reads the socket directly
+//! ([`recv_now`]) once per `read_pacing` tick whatever gathered meanwhile, handing the frames
+//! on at once (they waited their linger in the socket). A tick that finds nothing puts the
+//! connection back to waiting for readability. Plain TCP only (a TLS stream is read through
+//! its decoder). A sender writing a few messages at a time at 100,000 events/s woke the
+//! thread ~6,500 times a second; paced at 1 ms, ~1,200 (the thread's CPU 25% → 8% of a
+//! core, median latency +0.1-0.3 ms). A read that fills the buffer
 //! is followed by another at once, so a fast sender is never held back.
 //!
 //! Backpressure: handing a batch on blocks the thread while every shard ring is full, which

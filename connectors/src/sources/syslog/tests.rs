@@ -269,6 +269,13 @@ fn config_defaults_and_validation() {
         key(serde_json::json!({"mode": "tcp", "address": "0.0.0.0:1", "max_connections": 0})),
         "max_connections"
     );
+    for pacing in ["0s", "1ms", "100ms"] {
+        let c: SyslogSourceConfig = serde_json::from_value(
+            serde_json::json!({"mode": "tcp", "address": "0.0.0.0:1", "read_pacing": pacing}),
+        )
+        .unwrap();
+        assert!(c.validate().is_ok(), "{pacing}");
+    }
     for pacing in ["50us", "1s"] {
         assert_eq!(
             key(serde_json::json!({"mode": "tcp", "address": "0.0.0.0:1", "read_pacing": pacing})),
