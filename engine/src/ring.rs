@@ -8,7 +8,7 @@
 //! producers ring it after a push.
 
 use serde::Deserialize;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
@@ -71,24 +71,45 @@ impl FullSampler {
 }
 
 /// Wakes a sleeping consumer: an ordinary thread (parked) or a shard (through its eventfd).
+///
+/// A consumer is awake, asleep (every push wakes it), or lingering: asleep until a deadline
+/// of its own (a request body it lets fill for `batch_timeout`), when only a push that leaves
+/// a ring at least half full wakes it early; the rest wait for the deadline, which saves a
+/// wake-up of the consumer (and a system call of the producer) per push.
 #[derive(Debug, Default)]
 pub struct Doorbell {
-    sleeping: AtomicBool,
+    state: AtomicU8,
     thread: OnceLock<Thread>,
     eventfd: OnceLock<i32>,
 }
+
+const AWAKE: u8 = 0;
+const SLEEPING: u8 = 1;
+const LINGERING: u8 = 2;
 
 impl Doorbell {
     pub fn new() -> Arc<Doorbell> {
         Arc::new(Doorbell::default())
     }
 
-    /// Wakes the consumer if it is asleep. One atomic load when it is not.
+    /// Wakes the consumer if it is asleep or lingering. One atomic load when it is awake.
     pub fn ring(&self) {
-        // Pairs with the fence in `set_sleeping`: either the consumer sees our push when it
-        // re-checks its rings, or we see that it sleeps. Once per batch, not per event.
+        self.ring_after_push(true);
+    }
+
+    /// Wakes the consumer if it is asleep, or if it lingers and `urgent` (the push left the
+    /// ring at least half full).
+    pub fn ring_after_push(&self, urgent: bool) {
+        // Pairs with the fence in `set_sleeping` / `set_lingering`: either the consumer sees
+        // our push when it re-checks its rings, or we see that it sleeps. Once per batch, not
+        // per event.
         std::sync::atomic::fence(Ordering::SeqCst);
-        if self.sleeping.load(Ordering::Relaxed) {
+        let wake = match self.state.load(Ordering::Relaxed) {
+            SLEEPING => true,
+            LINGERING => urgent,
+            _ => false,
+        };
+        if wake {
             if let Some(&fd) = self.eventfd.get() {
                 let one: u64 = 1;
                 // SAFETY: writes 8 bytes from a live u64 to an eventfd the shard owns for the
@@ -108,7 +129,17 @@ impl Doorbell {
     /// Announces that the consumer is about to sleep (true) or is awake (false). A consumer
     /// re-checks its rings after announcing sleep, so no wake-up is lost.
     pub fn set_sleeping(&self, sleeping: bool) {
-        self.sleeping.store(sleeping, Ordering::SeqCst);
+        self.announce(if sleeping { SLEEPING } else { AWAKE });
+    }
+
+    /// Announces that the consumer is about to sleep until a deadline of its own, to be woken
+    /// before it only by a push that leaves a ring half full (see the type's docs).
+    pub fn set_lingering(&self) {
+        self.announce(LINGERING);
+    }
+
+    fn announce(&self, state: u8) {
+        self.state.store(state, Ordering::SeqCst);
         std::sync::atomic::fence(Ordering::SeqCst);
     }
 
@@ -120,7 +151,7 @@ impl Doorbell {
         if !ready() {
             std::thread::park_timeout(timeout);
         }
-        self.sleeping.store(false, Ordering::SeqCst);
+        self.state.store(AWAKE, Ordering::SeqCst);
     }
 }
 
@@ -172,6 +203,11 @@ pub fn ring<T>(
 }
 
 impl<T> RingTx<T> {
+    /// At most half of the ring is free.
+    fn half_full(&self) -> bool {
+        self.inner.slots() * 2 <= self.inner.buffer().capacity()
+    }
+
     /// Pushes an item, applying `when_full` if there is no room. `weight` is what a drop adds
     /// to the drop counter (the number of events in a batch). With `sample`, an item handed
     /// back is expected to be pushed again (it is not sampled twice).
@@ -179,7 +215,7 @@ impl<T> RingTx<T> {
         match self.inner.push(item) {
             Ok(()) => {
                 self.sampler.room();
-                self.doorbell.ring();
+                self.doorbell.ring_after_push(self.half_full());
                 Pushed::Sent
             }
             Err(rtrb::PushError::Full(item)) => match self.when_full {
@@ -205,7 +241,7 @@ impl<T> RingTx<T> {
     pub fn try_push(&mut self, item: T) -> Result<(), T> {
         match self.inner.push(item) {
             Ok(()) => {
-                self.doorbell.ring();
+                self.doorbell.ring_after_push(self.half_full());
                 Ok(())
             }
             Err(rtrb::PushError::Full(item)) => Err(item),
@@ -258,6 +294,46 @@ impl<T> RingRx<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rings written so far to a (non-blocking) eventfd, and resets it.
+    fn rings(fd: i32) -> u64 {
+        let mut v = 0u64;
+        // SAFETY: reads 8 bytes into a live u64 from the test's own eventfd.
+        let n = unsafe { libc::read(fd, &mut v as *mut u64 as *mut libc::c_void, 8) };
+        if n == 8 {
+            v
+        } else {
+            0
+        }
+    }
+
+    /// A lingering consumer is woken only by a push that leaves the ring half full; a
+    /// sleeping one by every push; an awake one by none.
+    #[test]
+    fn a_lingering_consumer_is_rung_only_when_a_ring_fills_up() {
+        // SAFETY: plain syscall; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        assert!(fd >= 0);
+        let bell = Doorbell::new();
+        bell.use_eventfd(fd);
+        let (mut tx, mut rx) = ring::<u32>(8, WhenFull::Block, bell.clone(), Default::default());
+        bell.set_lingering();
+        for i in 0..3 {
+            assert!(matches!(tx.push(i, 1), Pushed::Sent));
+        }
+        assert_eq!(rings(fd), 0, "3 of 8: the consumer waits for its deadline");
+        assert!(matches!(tx.push(3, 1), Pushed::Sent));
+        assert_eq!(rings(fd), 1, "4 of 8: half full, wake it");
+        while rx.pop().is_some() {}
+        bell.set_sleeping(true);
+        assert!(tx.try_push(9).is_ok());
+        assert_eq!(rings(fd), 1, "asleep: every push rings");
+        bell.set_sleeping(false);
+        assert!(tx.try_push(10).is_ok());
+        assert_eq!(rings(fd), 0, "awake: no ring");
+        // SAFETY: closes the test's own descriptor once.
+        unsafe { libc::close(fd) };
+    }
 
     #[test]
     fn block_hands_item_back_and_drop_counts() {

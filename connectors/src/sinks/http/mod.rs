@@ -967,8 +967,11 @@ impl Writer {
             // 50 ms (the stop check, a retry held back by the budget).
             let now = Instant::now();
             let mut wake = now + Duration::from_millis(50);
+            let mut linger = None;
             if !self.batcher.is_empty() && held.len() < self.max_in_flight {
-                wake = wake.min(self.batcher.first_at + self.batch_timeout);
+                let until = self.batcher.first_at + self.batch_timeout;
+                wake = wake.min(until);
+                linger = Some(until);
             }
             if !free.is_empty() {
                 if let Some(until) = self.breaker.open_until() {
@@ -981,7 +984,13 @@ impl Writer {
             // next millisecond tick, adding up to 2 ms to a 1 ms `batch_timeout`).
             let precise = wake < now + Duration::from_millis(50);
             let deadline = tokio::time::Instant::from_std(wake);
-            self.bell.set_sleeping(true);
+            if linger == Some(wake) {
+                // The body being filled goes out at `wake` anyway: pushes until then need not
+                // wake us, unless a ring fills up.
+                self.bell.set_lingering();
+            } else {
+                self.bell.set_sleeping(true);
+            }
             if held.len() < self.max_in_flight && !stopping && self.input.ring_ready() {
                 continue;
             }
