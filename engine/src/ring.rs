@@ -94,19 +94,19 @@ impl Doorbell {
 
     /// Wakes the consumer if it is asleep or lingering. One atomic load when it is awake.
     pub fn ring(&self) {
-        self.ring_after_push(true);
+        self.ring_after_push(|| true);
     }
 
-    /// Wakes the consumer if it is asleep, or if it lingers and `urgent` (the push left the
-    /// ring at least half full).
-    pub fn ring_after_push(&self, urgent: bool) {
+    /// Wakes the consumer if it is asleep, or if it lingers and `urgent()` (the push left the
+    /// ring at least half full; only asked then).
+    pub fn ring_after_push(&self, urgent: impl FnOnce() -> bool) {
         // Pairs with the fence in `set_sleeping` / `set_lingering`: either the consumer sees
         // our push when it re-checks its rings, or we see that it sleeps. Once per batch, not
         // per event.
         std::sync::atomic::fence(Ordering::SeqCst);
         let wake = match self.state.load(Ordering::Relaxed) {
             SLEEPING => true,
-            LINGERING => urgent,
+            LINGERING => urgent(),
             _ => false,
         };
         if wake {
@@ -215,7 +215,7 @@ impl<T> RingTx<T> {
         match self.inner.push(item) {
             Ok(()) => {
                 self.sampler.room();
-                self.doorbell.ring_after_push(self.half_full());
+                self.doorbell.ring_after_push(|| self.half_full());
                 Pushed::Sent
             }
             Err(rtrb::PushError::Full(item)) => match self.when_full {
@@ -241,7 +241,7 @@ impl<T> RingTx<T> {
     pub fn try_push(&mut self, item: T) -> Result<(), T> {
         match self.inner.push(item) {
             Ok(()) => {
-                self.doorbell.ring_after_push(self.half_full());
+                self.doorbell.ring_after_push(|| self.half_full());
                 Ok(())
             }
             Err(rtrb::PushError::Full(item)) => Err(item),
