@@ -363,70 +363,144 @@ fn escape_blocks<const EXPAND: bool>(s: &[u8], out: &mut Vec<u8>, stop_non_ascii
     let mut i = 0;
     while i < whole {
         let block: [u8; BLOCK] = s[i..i + BLOCK].try_into().unwrap_or([b'a'; BLOCK]);
-        let (mask, prefixed) = special_masks(&block, stop_non_ascii);
-        // Worst case: BLOCK escapes of 6 bytes, and a BLOCK-sized store started after
-        // BLOCK - 1 of them.
-        out.reserve(BLOCK * 7);
-        let len = out.len();
+        if let Some(k) = escape_block::<EXPAND>(&block, BLOCK, out, stop_non_ascii) {
+            return i + k;
+        }
         i += BLOCK;
-        if mask == 0 {
-            // SAFETY: `reserve` made room for at least BLOCK bytes after `len`; the copy
-            // writes exactly BLOCK bytes there from a local array, and `set_len` covers them.
-            unsafe {
-                std::ptr::copy_nonoverlapping(block.as_ptr(), out.as_mut_ptr().add(len), BLOCK);
-                out.set_len(len + BLOCK);
-            }
-            continue;
-        }
-        #[cfg(target_arch = "x86_64")]
-        if EXPAND && mask == prefixed {
-            // SAFETY: EXPAND is only true in `escape_run_ssse3`, which runs on SSSE3 CPUs;
-            // `expand_prefixed` writes at most 32 bytes after `len` (room was reserved for
-            // BLOCK * 7) and returns how many of them are the block's escaped bytes.
-            unsafe {
-                let w = expand_prefixed(&block, mask, out.as_mut_ptr().add(len));
-                out.set_len(len + w);
-            }
-            continue;
-        }
-        let _ = prefixed;
-        // Runs between special bytes are stored as fixed-size copies from a padded copy of
-        // the block (only their length counts), each special byte as its escape.
-        let mut padded = [b'a'; 2 * BLOCK];
-        padded[..BLOCK].copy_from_slice(&block);
-        let mut bits = mask;
-        let mut from = 0usize;
-        // SAFETY: every write after `len` stays within the BLOCK * 7 bytes `reserve` made
-        // room for: a store at `w` happens with at most `from` <= BLOCK - 1 bytes written
-        // before it, each expanded to at most 6, so it ends by 6 * (BLOCK - 1) + BLOCK; an
-        // escape ends by 6 * BLOCK. Every copy reads BLOCK bytes from `padded` at an offset
-        // <= BLOCK. `set_len` covers exactly the bytes kept.
-        unsafe {
-            let base = out.as_mut_ptr().add(len);
-            let mut w = 0usize;
-            while bits != 0 {
-                let k = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                std::ptr::copy_nonoverlapping(padded.as_ptr().add(from), base.add(w), BLOCK);
-                w += k - from;
-                let b = block[k];
-                if b >= 0x80 && stop_non_ascii {
-                    out.set_len(len + w);
-                    return i - BLOCK + k;
-                }
-                let esc = escape_of(b);
-                std::ptr::copy_nonoverlapping(esc.0.as_ptr(), base.add(w), 6);
-                w += esc.1;
-                from = k + 1;
-            }
-            if from < BLOCK {
-                std::ptr::copy_nonoverlapping(padded.as_ptr().add(from), base.add(w), BLOCK);
-                w += BLOCK - from;
-            }
-            out.set_len(len + w);
-        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if EXPAND && whole > 0 && whole < n {
+        // The tail of a long string: its bytes shuffled out of the string's last 16 into a
+        // block of their own (padded with bytes that need no escape), one block more instead
+        // of a byte loop.
+        // SAFETY: EXPAND is only true on SSSE3 CPUs (see `escape_run_ssse3`); `s` has at
+        // least BLOCK bytes and the tail is 1 to BLOCK - 1 of them.
+        let block = unsafe { tail_block(s, n - whole) };
+        return match escape_block::<EXPAND>(&block, n - whole, out, stop_non_ascii) {
+            Some(k) => whole + k,
+            None => n,
+        };
     }
     whole + escape_short(&s[whole..], out, stop_non_ascii)
+}
+
+/// Escapes the first `valid` bytes of `block` (the rest, if any, are padding that needs no
+/// escape) into `out`. Returns where it stopped at a non-ASCII byte (`stop_non_ascii`).
+#[inline(always)]
+fn escape_block<const EXPAND: bool>(
+    block: &[u8; BLOCK],
+    valid: usize,
+    out: &mut Vec<u8>,
+    stop_non_ascii: bool,
+) -> Option<usize> {
+    let (mask, prefixed) = special_masks(block, stop_non_ascii);
+    // Worst case: BLOCK escapes of 6 bytes, and a BLOCK-sized store started after
+    // BLOCK - 1 of them.
+    out.reserve(BLOCK * 7);
+    let len = out.len();
+    if mask == 0 {
+        // SAFETY: `reserve` made room for at least BLOCK bytes after `len`; the copy writes
+        // exactly BLOCK bytes there from a local array, and `set_len` covers the first
+        // `valid` <= BLOCK of them.
+        unsafe {
+            std::ptr::copy_nonoverlapping(block.as_ptr(), out.as_mut_ptr().add(len), BLOCK);
+            out.set_len(len + valid);
+        }
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if EXPAND && mask == prefixed {
+        // SAFETY: EXPAND is only true in `escape_run_ssse3`, which runs on SSSE3 CPUs;
+        // `expand_prefixed` writes at most 32 bytes after `len` (room was reserved for
+        // BLOCK * 7) and returns how many of them are the block's escaped bytes, the
+        // padding's BLOCK - `valid` (one byte each, none escaped) last.
+        unsafe {
+            let w = expand_prefixed(block, mask, out.as_mut_ptr().add(len));
+            out.set_len(len + w - (BLOCK - valid));
+        }
+        return None;
+    }
+    let _ = prefixed;
+    // Runs between special bytes are stored as fixed-size copies from a padded copy of the
+    // block (only their length counts), each special byte as its escape. Padding has no
+    // special bytes, so every bit of `mask` is below `valid`.
+    let mut padded = [b'a'; 2 * BLOCK];
+    padded[..BLOCK].copy_from_slice(block);
+    let mut bits = mask;
+    let mut from = 0usize;
+    // SAFETY: every write after `len` stays within the BLOCK * 7 bytes `reserve` made room
+    // for: a store at `w` happens with at most `from` <= BLOCK - 1 bytes written before it,
+    // each expanded to at most 6, so it ends by 6 * (BLOCK - 1) + BLOCK; an escape ends by
+    // 6 * BLOCK. Every copy reads BLOCK bytes from `padded` at an offset <= BLOCK. `set_len`
+    // covers exactly the bytes kept.
+    unsafe {
+        let base = out.as_mut_ptr().add(len);
+        let mut w = 0usize;
+        while bits != 0 {
+            let k = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            std::ptr::copy_nonoverlapping(padded.as_ptr().add(from), base.add(w), BLOCK);
+            w += k - from;
+            let b = block[k];
+            if b >= 0x80 && stop_non_ascii {
+                out.set_len(len + w);
+                return Some(k);
+            }
+            let esc = escape_of(b);
+            std::ptr::copy_nonoverlapping(esc.0.as_ptr(), base.add(w), 6);
+            w += esc.1;
+            from = k + 1;
+        }
+        if from < valid {
+            std::ptr::copy_nonoverlapping(padded.as_ptr().add(from), base.add(w), BLOCK);
+            w += valid - from;
+        }
+        out.set_len(len + w);
+    }
+    None
+}
+
+/// Byte shuffles that move the last `t` of 16 bytes to the front (from offset 16 - t), and
+/// the padding that fills the lanes after them (same offset).
+#[cfg(target_arch = "x86_64")]
+static TAIL_SHUFFLE: [u8; 32] = {
+    let mut t = [0x80u8; 32];
+    let mut i = 0;
+    while i < 16 {
+        t[i] = i as u8;
+        i += 1;
+    }
+    t
+};
+#[cfg(target_arch = "x86_64")]
+static TAIL_PADDING: [u8; 32] = {
+    let mut t = [0u8; 32];
+    let mut i = 16;
+    while i < 32 {
+        t[i] = b'a';
+        i += 1;
+    }
+    t
+};
+
+/// The last `t` bytes of `s` as a block: first in it, followed by padding (`a`, which needs
+/// no escape). Loads the last 16 bytes of `s` once and shuffles them; no byte loop.
+///
+/// # Safety
+/// The CPU must support SSSE3; `s.len() >= 16` and `1 <= t < 16`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "ssse3")]
+#[inline]
+unsafe fn tail_block(s: &[u8], t: usize) -> [u8; 16] {
+    use std::arch::x86_64::*;
+    debug_assert!(s.len() >= 16 && (1..16).contains(&t));
+    let last = _mm_loadu_si128(s.as_ptr().add(s.len() - 16).cast());
+    let at = 16 - t;
+    let moved = _mm_shuffle_epi8(last, _mm_loadu_si128(TAIL_SHUFFLE.as_ptr().add(at).cast()));
+    let padded = _mm_or_si128(moved, _mm_loadu_si128(TAIL_PADDING.as_ptr().add(at).cast()));
+    let mut block = [0u8; 16];
+    _mm_storeu_si128(block.as_mut_ptr().cast(), padded);
+    block
 }
 
 /// For each 8-bit mask of "this byte gets a backslash before it": the byte shuffle that
@@ -514,15 +588,27 @@ fn escape_short(s: &[u8], out: &mut Vec<u8>, stop_non_ascii: bool) -> usize {
         }
         return n;
     }
-    for (k, &b) in s.iter().enumerate() {
-        if !is_special(b, stop_non_ascii) {
-            out.push(b);
-        } else if b >= 0x80 {
-            return k;
-        } else {
-            let (esc, len) = escape_of(b);
-            out.extend_from_slice(&esc[..len]);
+    let len = out.len();
+    // SAFETY: `reserve` made room for 6 bytes per input byte after `len`: a byte is stored
+    // at `w` < 6 * k + 1 for the k-th input byte, an escape's 6-byte copy ends by 6 * (k + 1).
+    // `set_len` covers exactly the bytes written.
+    unsafe {
+        let base = out.as_mut_ptr().add(len);
+        let mut w = 0usize;
+        for (k, &b) in s.iter().enumerate() {
+            if !is_special(b, stop_non_ascii) {
+                *base.add(w) = b;
+                w += 1;
+            } else if b >= 0x80 {
+                out.set_len(len + w);
+                return k;
+            } else {
+                let (esc, l) = escape_of(b);
+                std::ptr::copy_nonoverlapping(esc.as_ptr(), base.add(w), 6);
+                w += l;
+            }
         }
+        out.set_len(len + w);
     }
     n
 }
