@@ -62,6 +62,8 @@ struct BuiltSource {
 
 /// How often the supervisor rings the doorbells of sleeping shards (see [`run`]).
 const NUDGE_EVERY: Duration = Duration::from_millis(100);
+/// How often the supervisor loop looks at signals, readiness and the shards while running.
+const SUPERVISE_EVERY: Duration = Duration::from_millis(50);
 
 /// Runs the pipeline to completion. `signal` is set by the signal handler.
 pub fn run(
@@ -447,7 +449,13 @@ pub fn run(
     let mut failure: Option<String> = None;
     let mut last_nudge = Instant::now();
     loop {
-        std::thread::sleep(Duration::from_millis(10));
+        // Every 50 ms while running (each wake-up of this thread costs CPU at any rate), every
+        // 10 ms while draining (the drain's end is three quiet polls in a row).
+        std::thread::sleep(if lifecycle.is_draining() {
+            Duration::from_millis(10)
+        } else {
+            SUPERVISE_EVERY
+        });
         // A sleeping shard wakes on its doorbell or after a 100 ms timer. glommio's timers
         // can be lost on some virtual machines (DataDog/glommio#547; seen here as a rare stall
         // with data left in a shard's rings until a signal interrupted its io_uring wait), so
