@@ -7,12 +7,10 @@
 //! One writer thread per sink runs a current-thread tokio runtime with a small hyper 1
 //! HTTP/1.1 client: it joins chunks into request bodies of at most `batch_max_events` events
 //! (splitting a chunk at line ends when it does not fit), sends a body once it is full or
-//! `batch_timeout` after its oldest event entered the pipeline (when the source handed on
-//! its batch: the time it already spent in the shards counts, so the linger bounds the
-//! events' age rather than adding to it; timed by a [`crate::precise_timer::PreciseTimer`]
+//! `batch_timeout` after its first event (timed by a [`crate::precise_timer::PreciseTimer`]
 //! when it is under 50 ms: tokio would round it up to the next millisecond tick), optionally
-//! gzips it, and keeps `concurrency` requests in flight on as many keep-alive connections.
-//! A request on a kept-alive connection that fails is tried once more on a new connection at once (the server may
+//! gzips it, and keeps `concurrency` requests in flight on as many keep-alive connections. A request on a kept-alive
+//! connection that fails is tried once more on a new connection at once (the server may
 //! have closed it while idle); that is not counted as a retry.
 //!
 //! **Answers.** 2xx: delivered. 408, 429, 5xx, a connection error or `request_timeout`:
@@ -157,8 +155,7 @@ pub struct HttpSinkConfig {
     /// Most events per request (default 1000).
     #[serde(default = "default_batch_max_events")]
     pub batch_max_events: usize,
-    /// Longest a partly filled request waits for more events, counted from when its oldest
-    /// event's batch entered the pipeline (default `"100ms"`).
+    /// Longest a partly filled request waits for more events (default `"100ms"`).
     #[serde(default = "default_batch_timeout")]
     pub batch_timeout: HumanDuration,
     /// `none` (default) or `gzip`.
@@ -413,8 +410,7 @@ struct Batcher {
     body: Vec<u8>,
     events: u64,
     acks: Vec<AckToken>,
-    /// When the oldest batch of the body was made (its source handed it on): the body goes
-    /// out `batch_timeout` after that.
+    first_at: Instant,
     oldest: Instant,
 }
 
@@ -426,6 +422,7 @@ impl Batcher {
             body: Vec::new(),
             events: 0,
             acks: Vec::new(),
+            first_at: Instant::now(),
             oldest: Instant::now(),
         }
     }
@@ -477,6 +474,7 @@ impl Batcher {
             let mut rest: &[u8] = &data;
             while !rest.is_empty() {
                 if self.is_empty() {
+                    self.first_at = Instant::now();
                     self.oldest = created;
                     if self.body.capacity() == 0 {
                         let extra = if self.bulk {
@@ -940,7 +938,7 @@ impl Writer {
             let closed = self.input.closed() || (stopping && self.input.shards_gone());
             if !self.batcher.is_empty()
                 && held.len() < self.max_in_flight
-                && (closed || self.batcher.oldest.elapsed() >= self.batch_timeout)
+                && (closed || self.batcher.first_at.elapsed() >= self.batch_timeout)
             {
                 held.ready.push_back(self.batcher.seal());
             }
@@ -971,7 +969,7 @@ impl Writer {
             let mut wake = now + Duration::from_millis(50);
             let mut linger = None;
             if !self.batcher.is_empty() && held.len() < self.max_in_flight {
-                let until = self.batcher.oldest + self.batch_timeout;
+                let until = self.batcher.first_at + self.batch_timeout;
                 wake = wake.min(until);
                 linger = Some(until);
             }

@@ -378,47 +378,6 @@ fn unreachable_endpoint_dead_letters_after_its_retries() {
     assert_eq!(r.dead(), 20);
 }
 
-/// `batch_timeout` counts from when the events entered the pipeline: a chunk whose batch is
-/// already older than it goes out at once, not a whole `batch_timeout` after it reached the
-/// sink (10 s here; the test gives up after 5).
-#[test]
-fn a_body_of_events_older_than_the_batch_timeout_goes_out_at_once() {
-    let (uri, seen) = server(200);
-    let cfg = config(&uri, "batch_timeout = \"10s\"");
-    let registry = Registry::new();
-    let metrics = registry.component("out", ComponentKind::Sink, "http");
-    let ctx = BuildCtx {
-        shards: 1,
-        batch_size: 1024,
-        data_dir: std::env::temp_dir(),
-        registry,
-        lifecycle: Lifecycle::new(),
-    };
-    let rt = cfg
-        .build(
-            &ctx,
-            metrics.clone(),
-            WhenFull::Block,
-            DeadLetter::unconnected(&metrics),
-            None,
-        )
-        .unwrap();
-    let mut parts = rt.parts;
-    let writer = std::thread::spawn(rt.thread.unwrap());
-    let mut batch = Batch::from_lines(Bytes::from_static(b"a\nb\nc\n"), 0);
-    batch.origin.created = Instant::now()
-        .checked_sub(Duration::from_secs(20))
-        .expect("the machine has been up for 20 s");
-    assert!(parts[0].consume(batch).is_ok());
-    let t = Instant::now();
-    while seen.lock().unwrap().events < 3 && t.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert_eq!(seen.lock().unwrap().events, 3, "sent within 5 s");
-    drop(parts);
-    writer.join().unwrap();
-}
-
 #[test]
 fn a_partial_body_goes_out_after_the_batch_timeout() {
     let (uri, seen) = server(200);
