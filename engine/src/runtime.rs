@@ -391,6 +391,22 @@ mod tests {
     use std::sync::mpsc;
     use std::time::Instant;
 
+    /// An unpinned shard running `make()`'s future.
+    fn test_shard<G, F>(make: G) -> ShardHandle
+    where
+        G: FnOnce() -> F + Send + 'static,
+        F: Future<Output = ()> + 'static,
+    {
+        spawn_shard(
+            ShardSpec {
+                index: 0,
+                core: None,
+            },
+            make,
+        )
+        .unwrap()
+    }
+
     fn ring(fd: i32) {
         let one = 1u64;
         // SAFETY: writes 8 bytes from a live u64 to an eventfd that the shard keeps open.
@@ -404,24 +420,17 @@ mod tests {
     fn a_shard_without_tasks_blocks_on_its_eventfd_and_a_write_wakes_it() {
         let (fd_tx, fd_rx) = mpsc::channel();
         let (done_tx, done_rx) = mpsc::channel();
-        let shard = spawn_shard(
-            ShardSpec {
-                index: 0,
-                core: None,
-            },
-            move || async move {
-                let wake = WakeSignal::new().unwrap();
-                fd_tx.send(wake.fd()).unwrap();
-                for _ in 0..2 {
-                    let t = Instant::now();
-                    wake.wait(Duration::from_secs(30)).await;
-                    done_tx
-                        .send((t.elapsed(), wake.waits_on_executor()))
-                        .unwrap();
-                }
-            },
-        )
-        .unwrap();
+        let shard = test_shard(move || async move {
+            let wake = WakeSignal::new().unwrap();
+            fd_tx.send(wake.fd()).unwrap();
+            for _ in 0..2 {
+                let t = Instant::now();
+                wake.wait(Duration::from_secs(30)).await;
+                done_tx
+                    .send((t.elapsed(), wake.waits_on_executor()))
+                    .unwrap();
+            }
+        });
         let fd = fd_rx.recv().unwrap();
         std::thread::sleep(Duration::from_millis(50));
         ring(fd);
@@ -444,33 +453,26 @@ mod tests {
     fn a_shard_with_another_task_sleeps_through_the_executor() {
         let (fd_tx, fd_rx) = mpsc::channel();
         let (done_tx, done_rx) = mpsc::channel();
-        let shard = spawn_shard(
-            ShardSpec {
-                index: 0,
-                core: None,
-            },
-            move || async move {
-                let ticks = std::rc::Rc::new(std::cell::Cell::new(0u32));
-                let t2 = ticks.clone();
-                // Yields rather than sleeping on a timer, so the test does not depend on
-                // glommio's timers (which some VMs lose, see dataflow/src/topology.rs).
-                let task = spawn_local(async move {
-                    loop {
-                        yield_now().await;
-                        t2.set(t2.get() + 1);
-                    }
-                });
-                let wake = WakeSignal::new().unwrap();
-                fd_tx.send(wake.fd()).unwrap();
-                let t = Instant::now();
-                wake.wait(Duration::from_secs(30)).await;
-                done_tx
-                    .send((t.elapsed(), wake.waits_on_executor(), ticks.get()))
-                    .unwrap();
-                drop(task);
-            },
-        )
-        .unwrap();
+        let shard = test_shard(move || async move {
+            let ticks = std::rc::Rc::new(std::cell::Cell::new(0u32));
+            let t2 = ticks.clone();
+            // Yields rather than sleeping on a timer, so the test does not depend on
+            // glommio's timers (which some VMs lose, see dataflow/src/topology.rs).
+            let task = spawn_local(async move {
+                loop {
+                    yield_now().await;
+                    t2.set(t2.get() + 1);
+                }
+            });
+            let wake = WakeSignal::new().unwrap();
+            fd_tx.send(wake.fd()).unwrap();
+            let t = Instant::now();
+            wake.wait(Duration::from_secs(30)).await;
+            done_tx
+                .send((t.elapsed(), wake.waits_on_executor(), ticks.get()))
+                .unwrap();
+            drop(task);
+        });
         let fd = fd_rx.recv().unwrap();
         std::thread::sleep(Duration::from_millis(200));
         ring(fd);

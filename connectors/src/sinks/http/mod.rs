@@ -9,9 +9,9 @@
 //! (splitting a chunk at line ends when it does not fit), sends a body once it is full or
 //! `batch_timeout` after its first event (timed by a [`crate::precise_timer::PreciseTimer`]
 //! when it is under 50 ms: tokio would round it up to the next millisecond tick), optionally
-//! gzips it, and keeps `concurrency` requests in flight on as many keep-alive connections. A request on a kept-alive
-//! connection that fails is tried once more on a new connection at once (the server may
-//! have closed it while idle); that is not counted as a retry.
+//! gzips it, and keeps `concurrency` requests in flight on as many keep-alive connections.
+//! A request on a kept-alive connection that fails is tried once more on a new connection at
+//! once (the server may have closed it while idle); that is not counted as a retry.
 //!
 //! **Answers.** 2xx: delivered. 408, 429, 5xx, a connection error or `request_timeout`:
 //! retried. Any other status (4xx, 3xx): permanent, the body's events go to the sink's
