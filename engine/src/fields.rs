@@ -176,11 +176,23 @@ impl FieldTable {
             first = false;
             self.write_str(self.key(e, buf), e.key_escaped(), out);
             out.push(b':');
-            self.write_json(buf, i, out);
+            if e.kind == Kind::String {
+                // Most members are strings: written here rather than through a call.
+                if e.is_json_text() {
+                    out.push(b'"');
+                    out.extend_from_slice(self.value(e, buf));
+                    out.push(b'"');
+                } else {
+                    self.write_str(self.value(e, buf), e.value_escaped(), out);
+                }
+            } else {
+                self.write_json(buf, i, out);
+            }
             i = e.end.max(i + 1);
         }
     }
 
+    #[inline(always)]
     fn write_str(&self, s: &[u8], escaped: bool, out: &mut Vec<u8>) {
         if escaped {
             out.push(b'"');

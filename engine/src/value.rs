@@ -295,7 +295,100 @@ pub fn parse_f64(raw: &[u8]) -> Option<f64> {
 /// byte on: everything before it is ASCII); valid, the rest is escaped the same way with
 /// non-ASCII bytes passed through; invalid, the string is written again by the byte-wise path
 /// that repairs it.
+///
+/// Most strings an event is made of are short keys and values with nothing to escape: those
+/// (up to 32 bytes) are checked and copied inline ([`write_plain_short`]); everything else
+/// goes through the call below.
+#[inline]
 pub fn write_json_str(s: &[u8], out: &mut Vec<u8>) {
+    if s.len() <= SHORT_INLINE && write_plain_short(s, out) {
+        return;
+    }
+    write_json_str_escaping(s, out)
+}
+
+/// The longest string [`write_plain_short`] handles.
+const SHORT_INLINE: usize = 32;
+
+/// Writes `s` (at most [`SHORT_INLINE`] bytes) quoted when none of its bytes needs an escape
+/// or is non-ASCII, and returns whether it did. Two overlapping loads cover the string (two
+/// 16-byte vectors, or two 8- or 4-byte words), are checked together, and are stored
+/// (overlapping) as the copy: no loop, no call.
+#[inline(always)]
+fn write_plain_short(s: &[u8], out: &mut Vec<u8>) -> bool {
+    let n = s.len();
+    debug_assert!(n <= SHORT_INLINE);
+    #[cfg(target_arch = "x86_64")]
+    if n >= 16 {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of x86_64. The loads read s[0..16] and s[n-16..n], inside
+        // `s` (n >= 16). `reserve` made room for n + 2 bytes after `len`; the stores write
+        // dst[0], dst[1..17], dst[n-15..n+1] and dst[n+1], all below len + n + 2, and
+        // together every byte up to n + 1. `set_len` covers exactly those bytes.
+        unsafe {
+            let first = _mm_loadu_si128(s.as_ptr().cast());
+            let last = _mm_loadu_si128(s.as_ptr().add(n - 16).cast());
+            let special = |v: __m128i| {
+                // Signed: bytes below 0x20 and from 0x80 (negative) are both "less than".
+                let low = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+                let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+                let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+                _mm_or_si128(low, _mm_or_si128(quote, backslash))
+            };
+            if _mm_movemask_epi8(_mm_or_si128(special(first), special(last))) != 0 {
+                return false;
+            }
+            out.reserve(n + 2);
+            let len = out.len();
+            let dst = out.as_mut_ptr().add(len);
+            *dst = b'"';
+            _mm_storeu_si128(dst.add(1).cast(), first);
+            _mm_storeu_si128(dst.add(n - 15).cast(), last);
+            *dst.add(n + 1) = b'"';
+            out.set_len(len + n + 2);
+        }
+        return true;
+    }
+    if n >= 16 {
+        // Not x86_64: the general path.
+        return false;
+    }
+    if n >= 4 {
+        if short_has_special(s, true) {
+            return false;
+        }
+        out.reserve(n + 2);
+        let len = out.len();
+        // SAFETY: `reserve` made room for n + 2 bytes after `len`; the stores write the
+        // opening quote, the first and last 8 (or 4) bytes of `s` at offsets 1.. and
+        // n - 7.. (n - 3..), all inside 1..=n, and the closing quote at n + 1.
+        unsafe {
+            let dst = out.as_mut_ptr().add(len);
+            *dst = b'"';
+            if n >= 8 {
+                std::ptr::copy_nonoverlapping(s.as_ptr(), dst.add(1), 8);
+                std::ptr::copy_nonoverlapping(s.as_ptr().add(n - 8), dst.add(n - 7), 8);
+            } else {
+                std::ptr::copy_nonoverlapping(s.as_ptr(), dst.add(1), 4);
+                std::ptr::copy_nonoverlapping(s.as_ptr().add(n - 4), dst.add(n - 3), 4);
+            }
+            *dst.add(n + 1) = b'"';
+            out.set_len(len + n + 2);
+        }
+        return true;
+    }
+    if s.iter().any(|&b| is_special(b, true)) {
+        return false;
+    }
+    out.push(b'"');
+    out.extend_from_slice(s);
+    out.push(b'"');
+    true
+}
+
+/// [`write_json_str`] past its inline case: any length, with escapes and UTF-8 checks.
+#[inline(never)]
+fn write_json_str_escaping(s: &[u8], out: &mut Vec<u8>) {
     out.reserve(s.len() + 2);
     let open = out.len();
     out.push(b'"');
@@ -918,6 +1011,39 @@ mod tests {
                             is_special(b, stop),
                             "{b:#x} at {pos} of {len}, stop {stop}"
                         );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The inline case of `write_json_str` (strings up to 32 bytes): every byte value at
+    /// every position of every length, appended after what `out` already holds, writes what
+    /// the byte-wise path writes, and the inline check takes exactly the strings with
+    /// nothing to escape and nothing non-ASCII.
+    #[test]
+    fn short_strings_write_like_the_bytewise_path_at_every_byte() {
+        for len in 0..=SHORT_INLINE {
+            for pos in 0..len.max(1) {
+                for b in 0..=255u8 {
+                    let mut s: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                    if len > 0 {
+                        s[pos] = b;
+                    }
+                    let mut fast = b"prefix".to_vec();
+                    write_json_str(&s, &mut fast);
+                    let mut slow = b"prefix".to_vec();
+                    write_json_str_repairing(&s, &mut slow);
+                    assert_eq!(fast, slow, "{b:#x} at {pos} of {len}");
+                    let mut inline = Vec::new();
+                    let plain = !s.iter().any(|&c| is_special(c, true));
+                    assert_eq!(
+                        write_plain_short(&s, &mut inline),
+                        plain,
+                        "{b:#x} at {pos} of {len}"
+                    );
+                    if plain {
+                        assert_eq!(inline, slow[6..], "{b:#x} at {pos} of {len}");
                     }
                 }
             }
