@@ -412,6 +412,9 @@ struct Batcher {
     acks: Vec<AckToken>,
     first_at: Instant,
     oldest: Instant,
+    /// The size of the last body sealed: a new body starts with room for about as much, so
+    /// it does not grow (copy and reallocate) chunk by chunk at a steady rate.
+    last_len: usize,
 }
 
 impl Batcher {
@@ -424,6 +427,7 @@ impl Batcher {
             acks: Vec::new(),
             first_at: Instant::now(),
             oldest: Instant::now(),
+            last_len: 0,
         }
     }
 
@@ -432,6 +436,7 @@ impl Batcher {
     }
 
     fn seal(&mut self) -> Request {
+        self.last_len = self.body.len();
         let r = Request {
             body: Bytes::from(std::mem::take(&mut self.body)),
             events: self.events,
@@ -482,7 +487,10 @@ impl Batcher {
                         } else {
                             0
                         };
-                        self.body.reserve((rest.len() + extra).min(4 << 20));
+                        // The last body's size plus an eighth (rates wander), at least
+                        // this chunk.
+                        let want = (rest.len() + extra).max(self.last_len + self.last_len / 8);
+                        self.body.reserve(want.min(4 << 20));
                     }
                 }
                 self.oldest = self.oldest.min(created);
