@@ -50,6 +50,19 @@ pub struct LatencyReport {
     /// Sluice's CPU use over the middle of the run (after a warm-up), in cores.
     pub cpu_cores: f64,
     pub peak_rss_mib: f64,
+    /// Over the same span, per thread name: CPU in cores, sleeps (a thread that sleeps is
+    /// woken again: at a steady rate, wake-ups cost as much CPU as the work) and preemptions,
+    /// per second.
+    pub threads: Vec<ThreadUse>,
+}
+
+/// One thread name's share of [`LatencyReport::cpu_cores`].
+#[derive(Debug, Serialize)]
+pub struct ThreadUse {
+    pub name: String,
+    pub cpu_cores: f64,
+    pub wakeups_per_s: u64,
+    pub preempted_per_s: u64,
 }
 
 /// Seconds at the start of the run that the CPU sample leaves out (connections, first
@@ -145,9 +158,27 @@ fn measure_run(
         .spawn()
         .with_context(|| format!("starting {}", spec.loadgen.display()))?;
     thread::sleep(WARM_UP);
-    let (cpu0, t0) = (measure::cpu_seconds(pid)?, Instant::now());
+    let (cpu0, threads0, t0) = (
+        measure::cpu_seconds(pid)?,
+        measure::thread_groups(pid)?,
+        Instant::now(),
+    );
     thread::sleep(Duration::from_secs(spec.seconds) - WARM_UP - Duration::from_secs(1));
-    let (cpu1, t1) = (measure::cpu_seconds(pid)?, Instant::now());
+    let (cpu1, threads1, t1) = (
+        measure::cpu_seconds(pid)?,
+        measure::thread_groups(pid)?,
+        Instant::now(),
+    );
+    let span = t1.duration_since(t0).as_secs_f64();
+    let threads = measure::thread_rates(&threads0, &threads1, span)
+        .into_iter()
+        .map(|g| ThreadUse {
+            name: g.name,
+            cpu_cores: g.cpu_seconds,
+            wakeups_per_s: g.sleeps,
+            preempted_per_s: g.preempted,
+        })
+        .collect();
     let out = loadgen.wait_with_output()?;
     let peak_rss_kib = measure::peak_rss_kib(pid)?;
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -179,7 +210,8 @@ fn measure_run(
         p999_ms: num(lat, "p999_ms")?,
         max_ms: num(lat, "max_ms")?,
         read_pacing: spec.read_pacing.map(str::to_string),
-        cpu_cores: (cpu1 - cpu0) / t1.duration_since(t0).as_secs_f64(),
+        cpu_cores: (cpu1 - cpu0) / span,
         peak_rss_mib: measure::kib_to_mib(peak_rss_kib),
+        threads,
     })
 }

@@ -280,21 +280,23 @@ fn run_latency(cli: &Cli) -> Result<bool> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "sent {} received {} (missing {}, duplicates {})
-             latency p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms
-             sluice CPU {:.3} cores, peak RSS {:.1} MiB",
-            report.sent,
-            report.received,
-            report.missing,
-            report.duplicates,
-            report.p50_ms,
-            report.p90_ms,
-            report.p99_ms,
-            report.p999_ms,
-            report.max_ms,
-            report.cpu_cores,
-            report.peak_rss_mib
+            "sent {} received {} (missing {}, duplicates {})",
+            report.sent, report.received, report.missing, report.duplicates
         );
+        println!(
+            "latency p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
+            report.p50_ms, report.p90_ms, report.p99_ms, report.p999_ms, report.max_ms
+        );
+        println!(
+            "sluice CPU {:.3} cores, peak RSS {:.1} MiB; per thread:",
+            report.cpu_cores, report.peak_rss_mib
+        );
+        for t in report.threads.iter().filter(|t| t.cpu_cores >= 0.0005) {
+            println!(
+                "  {:<18} {:.3} cores  {:>6} wake-ups/s  {:>5} preempted/s",
+                t.name, t.cpu_cores, t.wakeups_per_s, t.preempted_per_s
+            );
+        }
     }
     if let Some(name) = &cli.save {
         let path = save_path(name)?;

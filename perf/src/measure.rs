@@ -1,5 +1,6 @@
 //! Process measurements from `/proc`: CPU seconds (user + system, all threads) from
-//! `/proc/PID/stat`, and peak resident memory (VmHWM) from `/proc/PID/status`.
+//! `/proc/PID/stat`, peak resident memory (VmHWM) from `/proc/PID/status`, and per thread
+//! (`/proc/PID/task/TID/`) CPU seconds and context switches, grouped by thread name.
 
 use std::fs;
 
@@ -72,6 +73,90 @@ pub fn kib_to_mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
+/// The threads of one name (`sluice-shard-0`, `sluice-src-in`, ...), summed: a runtime's
+/// helper threads carry their parent's name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ThreadGroup {
+    pub name: String,
+    pub cpu_seconds: f64,
+    /// Voluntary context switches: times a thread went to sleep (and was woken again).
+    pub sleeps: u64,
+    /// Involuntary context switches: times a thread was preempted.
+    pub preempted: u64,
+}
+
+/// `voluntary_ctxt_switches` and `nonvoluntary_ctxt_switches` from the text of a
+/// `/proc/PID/task/TID/status`.
+pub fn parse_ctxt_switches(status: &str) -> Result<(u64, u64)> {
+    let field = |key: &str| -> Result<u64> {
+        let v = status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .ok_or_else(|| anyhow!("no {key} line"))?;
+        v.trim()
+            .parse()
+            .map_err(|_| anyhow!("bad {key} value {:?}", v.trim()))
+    };
+    Ok((
+        field("voluntary_ctxt_switches:")?,
+        field("nonvoluntary_ctxt_switches:")?,
+    ))
+}
+
+/// Every living thread of the process, grouped by name (sorted). A thread that ends between
+/// listing and reading is skipped.
+pub fn thread_groups(pid: u32) -> Result<Vec<ThreadGroup>> {
+    let dir = format!("/proc/{pid}/task");
+    let mut groups: Vec<ThreadGroup> = Vec::new();
+    for entry in fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
+        let path = entry?.path();
+        let (Ok(name), Ok(stat), Ok(status)) = (
+            fs::read_to_string(path.join("comm")),
+            fs::read_to_string(path.join("stat")),
+            fs::read_to_string(path.join("status")),
+        ) else {
+            continue;
+        };
+        let ticks = parse_stat_cpu_ticks(&stat).with_context(|| format!("{}", path.display()))?;
+        let (sleeps, preempted) =
+            parse_ctxt_switches(&status).with_context(|| format!("{}", path.display()))?;
+        let name = name.trim().to_string();
+        let group = match groups.iter_mut().position(|g| g.name == name) {
+            Some(i) => &mut groups[i],
+            None => {
+                groups.push(ThreadGroup {
+                    name,
+                    ..ThreadGroup::default()
+                });
+                groups.last_mut().expect("just pushed")
+            }
+        };
+        group.cpu_seconds += ticks as f64 / clock_ticks_per_sec();
+        group.sleeps += sleeps;
+        group.preempted += preempted;
+    }
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(groups)
+}
+
+/// What each thread group did between two [`thread_groups`] samples `secs` apart, per
+/// second: CPU in cores, sleeps and preemptions. Groups that were not in both samples are
+/// left out.
+pub fn thread_rates(before: &[ThreadGroup], after: &[ThreadGroup], secs: f64) -> Vec<ThreadGroup> {
+    after
+        .iter()
+        .filter_map(|a| {
+            let b = before.iter().find(|b| b.name == a.name)?;
+            Some(ThreadGroup {
+                name: a.name.clone(),
+                cpu_seconds: (a.cpu_seconds - b.cpu_seconds).max(0.0) / secs,
+                sleeps: (a.sleeps.saturating_sub(b.sleeps) as f64 / secs).round() as u64,
+                preempted: (a.preempted.saturating_sub(b.preempted) as f64 / secs).round() as u64,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,7 +188,53 @@ mod tests {
     }
 
     #[test]
+    fn ctxt_switches() {
+        let status = "Name:\tsluice-shard-0\nvoluntary_ctxt_switches:\t5501\n\
+                      nonvoluntary_ctxt_switches:\t  42\n";
+        assert_eq!(parse_ctxt_switches(status).unwrap(), (5501, 42));
+        assert!(parse_ctxt_switches("voluntary_ctxt_switches:\t1\n").is_err());
+        assert!(parse_ctxt_switches(
+            "voluntary_ctxt_switches:\tx\nnonvoluntary_ctxt_switches:\t1\n"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn thread_rates_per_second() {
+        let g = |name: &str, cpu: f64, sleeps: u64, preempted: u64| ThreadGroup {
+            name: name.to_string(),
+            cpu_seconds: cpu,
+            sleeps,
+            preempted,
+        };
+        let before = [g("a", 1.0, 100, 10), g("gone", 5.0, 1, 1)];
+        let after = [g("a", 2.0, 1100, 30), g("new", 1.0, 1, 1)];
+        assert_eq!(
+            thread_rates(&before, &after, 4.0),
+            vec![g("a", 0.25, 250, 5)]
+        );
+    }
+
+    #[test]
     fn measures_this_process() {
+        // A named thread, alive (and named: the name is set from inside it) while sampled.
+        let (started, wait_started) = std::sync::mpsc::channel();
+        let (done, wait_done) = std::sync::mpsc::channel::<()>();
+        let named = std::thread::Builder::new()
+            .name("measure-test".into())
+            .spawn(move || {
+                started.send(()).unwrap();
+                let _ = wait_done.recv();
+            })
+            .unwrap();
+        wait_started.recv().unwrap();
+        let groups = thread_groups(std::process::id()).unwrap();
+        done.send(()).unwrap();
+        named.join().unwrap();
+        assert!(
+            groups.iter().any(|g| g.name == "measure-test"),
+            "{groups:?}"
+        );
         let pid = std::process::id();
         assert!(cpu_seconds(pid).unwrap() >= 0.0);
         assert!(peak_rss_kib(pid).unwrap() > 0);
