@@ -488,11 +488,27 @@ impl FrameBatch {
     }
 
     pub fn push(&mut self, frame: &[u8], truncated: bool) {
-        let start = self.buf.len() as u32;
+        let start = self.buf.len();
         self.buf.extend_from_slice(frame);
+        self.push_span(start, frame.len(), truncated);
+    }
+
+    /// Bytes in the buffer so far.
+    pub fn byte_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Appends bytes that events pushed with [`FrameBatch::push_span`] point into.
+    pub fn append(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Adds an event over `start..start + len` of the buffer, whose bytes the caller has
+    /// appended or is about to append (before the batch is handed on).
+    pub fn push_span(&mut self, start: usize, len: usize, truncated: bool) {
         self.events.push(Event {
-            start,
-            len: frame.len() as u32,
+            start: start as u32,
+            len: len as u32,
             id: self.events.len() as u32,
             fields_start: 0,
             fields_end: 0,
@@ -502,7 +518,12 @@ impl FrameBatch {
     }
 
     pub fn is_full(&self) -> bool {
-        self.events.len() >= self.max_events || self.buf.len() >= BATCH_BYTES
+        self.is_full_with(0)
+    }
+
+    /// Full once `pending` more bytes are appended.
+    pub fn is_full_with(&self, pending: usize) -> bool {
+        self.events.len() >= self.max_events || self.buf.len() + pending >= BATCH_BYTES
     }
 
     /// Hands the batch to the shards (blocking while their rings are full).

@@ -4,7 +4,7 @@
 //! Each connection reads into its own buffer (it starts at 4 KiB and grows up to 256 KiB per
 //! read; it never holds more than one pending frame, `max_frame_bytes` + 12, plus one read),
 //! frames it with [`SyslogFramer`] and copies the messages into the source's one batch
-//! buffer. That buffer is handed to the shards when it is full, or by a flusher task
+//! buffer (consecutive frames of one read as one copy, see [`Sink`]). That buffer is handed to the shards when it is full, or by a flusher task
 //! [`FLUSH_LINGER`] after the first message of the batch arrived, so batches are full under
 //! load, a steady trickle makes one batch per millisecond rather than one per read (each
 //! batch wakes a shard and the sink: that is what costs CPU at moderate rates), and a lone
@@ -94,10 +94,49 @@ impl State {
     }
 }
 
-/// The framer's output into the shared batch.
+/// The framer's output into the shared batch, for one `feed` of a connection's buffer.
+///
+/// Frames that follow one another in that buffer (only a newline or an octet count between
+/// them) are copied into the batch buffer as one run, with one copy when the run ends, rather
+/// than one copy per frame: a few hundred bytes at a time into memory that another core read
+/// last was a quarter of the source thread's time at 100,000 events/s. The bytes between the
+/// frames come along (events are spans, so they are never read). The run is copied before
+/// anything else is appended to the batch, before the batch is handed on, and when the sink
+/// is dropped at the end of the feed, so it never outlives the buffer it points into.
 struct Sink<'a> {
     state: &'a mut State,
     drops: &'a Drops,
+    /// The bytes being framed.
+    input: &'a [u8],
+    /// `input[from..to]` holds frames already added as events, bytes not copied yet.
+    run: Option<(usize, usize)>,
+}
+
+/// The most bytes between two frames that still continue a run.
+const MAX_RUN_GAP: usize = 16;
+
+impl<'a> Sink<'a> {
+    fn new(state: &'a mut State, drops: &'a Drops, input: &'a [u8]) -> Sink<'a> {
+        Sink {
+            state,
+            drops,
+            input,
+            run: None,
+        }
+    }
+
+    /// Copies the pending run into the batch.
+    fn copy_run(&mut self) {
+        if let Some((from, to)) = self.run.take() {
+            self.state.batch.append(&self.input[from..to]);
+        }
+    }
+
+    /// Where `frame` starts in the input, if it lies inside it.
+    fn offset_of(&self, frame: &[u8]) -> Option<usize> {
+        let at = (frame.as_ptr() as usize).checked_sub(self.input.as_ptr() as usize)?;
+        (at + frame.len() <= self.input.len()).then_some(at)
+    }
 }
 
 impl FrameSink for Sink<'_> {
@@ -108,14 +147,40 @@ impl FrameSink for Sink<'_> {
         if self.state.stopped {
             return;
         }
-        self.state.batch.push(frame, truncated);
-        if self.state.batch.is_full() {
+        match self.offset_of(frame) {
+            Some(at) => {
+                let from = match self.run {
+                    Some((from, to)) if at >= to && at - to <= MAX_RUN_GAP => from,
+                    _ => {
+                        self.copy_run();
+                        at
+                    }
+                };
+                // The run lands at the end of the batch buffer when copied.
+                let start = self.state.batch.byte_len() + (at - from);
+                self.state.batch.push_span(start, frame.len(), truncated);
+                self.run = Some((from, at + frame.len()));
+            }
+            None => {
+                self.copy_run();
+                self.state.batch.push(frame, truncated);
+            }
+        }
+        let pending = self.run.map_or(0, |(from, to)| to - from);
+        if self.state.batch.is_full_with(pending) {
+            self.copy_run();
             self.state.flush();
         }
     }
 
     fn dropped(&mut self, why: FrameDrop) {
         self.drops.count(why);
+    }
+}
+
+impl Drop for Sink<'_> {
+    fn drop(&mut self) {
+        self.copy_run();
     }
 }
 
@@ -416,11 +481,10 @@ async fn serve<S: AsyncRead + Unpin>(
                 if s.stopped {
                     return;
                 }
-                let mut sink = Sink {
-                    state: &mut s,
-                    drops: &shared.drops,
+                let fed = {
+                    let mut sink = Sink::new(&mut s, &shared.drops, &buf);
+                    framer.feed(&buf, eof, budget, &mut sink)
                 };
-                let fed = framer.feed(&buf, eof, budget, &mut sink);
                 if fed.frames > 0 {
                     s.peers.charge(ip, fed.frames, fed.bytes, now);
                 }
