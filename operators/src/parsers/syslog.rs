@@ -101,6 +101,9 @@ pub struct SyslogParser {
     year_context: YearContextProvider,
     /// Unescaped SD-PARAM values.
     unescaped: Vec<u8>,
+    /// The current line's SD items, as found by the one walk that checks them; the fields
+    /// are written from here once the rest of the line checked out too.
+    sd: Vec<SdSpan>,
 }
 
 impl std::fmt::Debug for SyslogParser {
@@ -134,6 +137,7 @@ impl SyslogParser {
             mode,
             year_context: Box::new(provider),
             unescaped: Vec::new(),
+            sd: Vec::new(),
         }
     }
 
@@ -328,6 +332,49 @@ fn expect_sd_byte(line: &[u8], pos: &mut usize, byte: u8) -> Result<(), ParseErr
     }
 }
 
+/// An [`SdItem`] as offsets into its line.
+#[derive(Debug, Clone, Copy)]
+enum SdSpan {
+    Element(Span),
+    Param {
+        name: Span,
+        raw: Span,
+        escaped: bool,
+    },
+    End,
+}
+
+/// `start..end` of a line.
+type Span = (u32, u32);
+
+impl SdSpan {
+    /// `item`, whose slices lie in `line`, as offsets.
+    fn of(line: &[u8], item: &SdItem<'_>) -> SdSpan {
+        let span = |s: &[u8]| {
+            let start = s.as_ptr() as usize - line.as_ptr() as usize;
+            (start as u32, (start + s.len()) as u32)
+        };
+        match *item {
+            SdItem::Element(id) => SdSpan::Element(span(id)),
+            SdItem::Param { name, raw, escaped } => SdSpan::Param {
+                name: span(name),
+                raw: span(raw),
+                escaped,
+            },
+            SdItem::End => SdSpan::End,
+        }
+    }
+}
+
+/// True when `s` is UTF-8. Log text is mostly ASCII: long text goes through `simdutf8` (16
+/// or 32 bytes at a time), short values through the standard word-at-a-time ASCII check.
+fn is_utf8(s: &[u8]) -> bool {
+    if s.len() >= 64 {
+        return simdutf8::basic::from_utf8(s).is_ok();
+    }
+    s.is_ascii() || std::str::from_utf8(s).is_ok()
+}
+
 /// Walks one or more SD-ELEMENTs starting at `pos` (on a `[`), reporting each part to
 /// `visit`; the position after the last `]`.
 fn walk_sd<'a>(
@@ -442,7 +489,7 @@ fn checked_message(message: &[u8]) -> Result<Option<&[u8]>, ParseError> {
     if message.is_empty() {
         return Ok(None);
     }
-    if std::str::from_utf8(message).is_err() {
+    if !is_utf8(message) {
         return Err(ERR_MSG_UTF8);
     }
     Ok(Some(message))
@@ -569,18 +616,22 @@ impl SyslogParser {
         let appname = non_nil(header_field(line, &mut pos)?);
         let procid = non_nil(header_field(line, &mut pos)?);
         let msgid = non_nil(header_field(line, &mut pos)?);
-        let sd_start = pos;
         let has_sd = match line.get(pos) {
             Some(b'-') => {
                 pos += 1;
                 false
             }
             Some(b'[') => {
-                pos = walk_sd(line, pos, |item| match item {
-                    SdItem::Param { raw, .. } if std::str::from_utf8(raw).is_err() => {
-                        Err(ERR_SD_UTF8)
+                let sd = &mut self.sd;
+                sd.clear();
+                pos = walk_sd(line, pos, |item| {
+                    if let SdItem::Param { raw, .. } = item {
+                        if !is_utf8(raw) {
+                            return Err(ERR_SD_UTF8);
+                        }
                     }
-                    _ => Ok(()),
+                    sd.push(SdSpan::of(line, &item));
+                    Ok(())
                 })?;
                 true
             }
@@ -615,23 +666,23 @@ impl SyslogParser {
         }
         if has_sd {
             out.begin_object(b"structured_data");
-            let unescaped = &mut self.unescaped;
-            walk_sd(line, sd_start, |item| {
-                match item {
-                    SdItem::Element(id) => out.begin_object(id),
-                    SdItem::Param {
+            let at =
+                |(start, end): Span| line.get(start as usize..end as usize).unwrap_or_default();
+            for item in &self.sd {
+                match *item {
+                    SdSpan::Element(id) => out.begin_object(at(id)),
+                    SdSpan::Param {
                         name,
                         raw,
                         escaped: false,
-                    } => out.str(name, raw),
-                    SdItem::Param { name, raw, .. } => {
-                        unescape_sd_value(raw, unescaped);
-                        out.str(name, unescaped);
+                    } => out.str(at(name), at(raw)),
+                    SdSpan::Param { name, raw, .. } => {
+                        unescape_sd_value(at(raw), &mut self.unescaped);
+                        out.str(at(name), &self.unescaped);
                     }
-                    SdItem::End => out.end_object(),
+                    SdSpan::End => out.end_object(),
                 }
-                Ok(())
-            })?;
+            }
             out.end_object();
         }
         if let Some(message) = message {
