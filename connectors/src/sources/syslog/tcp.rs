@@ -4,12 +4,13 @@
 //! Each connection reads into its own buffer (it starts at 4 KiB and grows up to 256 KiB per
 //! read; it never holds more than one pending frame, `max_frame_bytes` + 12, plus one read),
 //! frames it with [`SyslogFramer`] and copies the messages into the source's one batch
-//! buffer (consecutive frames of one read as one copy, see [`Sink`]). That buffer is handed to the shards when it is full, or by a flusher task
-//! [`FLUSH_LINGER`] after the first message of the batch arrived, so batches are full under
-//! load, a steady trickle makes one batch per millisecond rather than one per read (each
-//! batch wakes a shard and the sink: that is what costs CPU at moderate rates), and a lone
-//! message waits about a millisecond at most. The linger is timed by a
-//! [`PreciseTimer`] (tokio's millisecond timers made it 1-2 ms).
+//! buffer (consecutive frames of one read as one copy, see [`Sink`]). That buffer is handed
+//! to the shards when it is full, or by a flusher task [`FLUSH_LINGER`] after the first
+//! message of the batch arrived, so batches are full under load, a steady trickle makes one
+//! batch per millisecond rather than one per read (each batch wakes a shard and the sink:
+//! that is what costs CPU at moderate rates), and a lone message waits about a millisecond at
+//! most. The linger is timed by a [`PreciseTimer`] (tokio's millisecond timers made it 1-2
+//! ms).
 //!
 //! Pacing (`read_pacing`, 1 ms by default, `"0s"` turns it off): a connection that streams
 //! (a read finds data again within [`PACE_ENTER`] of the previous one) stops being woken for
