@@ -50,9 +50,8 @@ pub struct LatencyReport {
     /// Sluice's CPU use over the middle of the run (after a warm-up), in cores.
     pub cpu_cores: f64,
     pub peak_rss_mib: f64,
-    /// Over the same span, per thread name: CPU in cores, sleeps (a thread that sleeps is
-    /// woken again: at a steady rate, wake-ups cost as much CPU as the work) and preemptions,
-    /// per second.
+    /// Over the same span, per thread name: CPU in cores, wake-ups (voluntary context
+    /// switches: each costs tens of µs of CPU on a VM) and preemptions, per second.
     pub threads: Vec<ThreadUse>,
 }
 
