@@ -5,7 +5,8 @@
 //! `Content-Encoding: gzip`) from a Sluice `http` sink, answers `200`, finds each event's
 //! stamp (`seq` and `sent_ns`, see [`crate::gen`]) and records `now - sent_ns` in an HDR
 //! histogram (microseconds, 3 significant digits). Sequence numbers go into a bitmap so the
-//! report can name missing and duplicate events.
+//! report can name missing and duplicate events. With `--warmup`, events stamped in the
+//! warm-up are marked in the bitmap but left out of the histogram.
 //!
 //! The clock is read once per request body, not per event: every event of a body arrived at
 //! the same moment. Statistics are merged under one lock per body.
@@ -118,6 +119,10 @@ pub struct Stats {
     pub received: u64,
     pub unstamped: u64,
     pub duplicates: u64,
+    /// Events stamped before [`Stats::warmup_until_ns`]: seen, not in the histogram.
+    pub warmup_excluded: u64,
+    /// Events whose stamp is earlier than this (Unix ns) are warm-up (0: none).
+    warmup_until_ns: u64,
     pub bodies: u64,
     pub bad_requests: u64,
     seen: Vec<u64>,
@@ -133,6 +138,8 @@ impl Stats {
             received: 0,
             unstamped: 0,
             duplicates: 0,
+            warmup_excluded: 0,
+            warmup_until_ns: 0,
             bodies: 0,
             bad_requests: 0,
             seen: Vec::new(),
@@ -216,11 +223,17 @@ impl Receiver {
         addr: &str,
         correction: Correction,
         rate: Option<f64>,
+        warmup: Duration,
     ) -> anyhow::Result<Receiver> {
         let listener = TcpListener::bind(addr)
             .map_err(|e| anyhow::anyhow!("--listen {addr}: cannot bind: {e}"))?;
         let local = listener.local_addr()?;
-        let stats = Arc::new(Mutex::new(Stats::new()));
+        let mut first = Stats::new();
+        if !warmup.is_zero() {
+            // Listening alone: the warm-up runs from now. A sender moves it to its start.
+            first.warmup_until_ns = now_ns() + warmup.as_nanos() as u64;
+        }
+        let stats = Arc::new(Mutex::new(first));
         let received = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let rec = Rec {
@@ -268,6 +281,15 @@ impl Receiver {
         })
     }
 
+    /// Events stamped before `unix_ns` are warm-up (when a warm-up was asked for).
+    pub fn set_warmup_until(&self, unix_ns: u64) {
+        if let Ok(mut st) = self.stats.lock() {
+            if st.warmup_until_ns != 0 {
+                st.warmup_until_ns = unix_ns;
+            }
+        }
+    }
+
     /// Stops accepting (connections in progress finish on their own).
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -293,6 +315,7 @@ fn serve(conn: TcpStream, stats: &Mutex<Stats>, received: &AtomicU64, rec: Rec) 
     let mut reader = BufReader::with_capacity(256 * 1024, conn);
     let mut body = Vec::new();
     let mut plain = Vec::new();
+    // (seq, sent_ns) of each stamped event of the body.
     let mut lat: Vec<(u64, u64)> = Vec::new();
     loop {
         let head = match read_head(&mut reader) {
@@ -352,7 +375,7 @@ fn serve(conn: TcpStream, stats: &Mutex<Stats>, received: &AtomicU64, rec: Rec) 
                     continue;
                 }
                 match scan_stamp(line) {
-                    Some(f) => lat.push((f.seq, now.saturating_sub(f.sent_ns) / 1000)),
+                    Some(f) => lat.push((f.seq, f.sent_ns)),
                     None => unstamped += 1,
                 }
             }
@@ -365,11 +388,15 @@ fn serve(conn: TcpStream, stats: &Mutex<Stats>, received: &AtomicU64, rec: Rec) 
                     st.first_ns = now;
                 }
                 st.last_ns = now;
-                for &(seq, us) in &lat {
+                for &(seq, sent_ns) in &lat {
                     if !st.mark(seq) {
                         st.duplicates += 1;
                     }
-                    let v = us.clamp(1, 3_600_000_000);
+                    if sent_ns < st.warmup_until_ns {
+                        st.warmup_excluded += 1;
+                        continue;
+                    }
+                    let v = (now.saturating_sub(sent_ns) / 1000).clamp(1, 3_600_000_000);
                     let _ = match rec.correction {
                         Correction::RecordCorrect if rec.interval_us > 0 => {
                             st.hist.record_correct(v, rec.interval_us)

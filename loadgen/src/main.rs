@@ -48,7 +48,7 @@ Examples:
 
   # latency: send 100k events/s for 30 s and receive them back from a Sluice `http` sink
   # (uri = \"http://127.0.0.1:9999/\") in the same process; prints p50..p99.9 and lost events
-  sluice-loadgen -o tcp://127.0.0.1:5140 --format syslog5424 --rate 100000 --duration 30s --listen 127.0.0.1:9999
+  sluice-loadgen -o tcp://127.0.0.1:5140 --format syslog5424 --rate 100000 --duration 30s --warmup 2s --listen 127.0.0.1:9999
 
   # only receive (another process sends); stop after 1M events or Ctrl-C
   sluice-loadgen --listen 0.0.0.0:9999 --expect 1000000 --json
@@ -158,6 +158,12 @@ struct Args {
     /// last one was sent, once nothing more arrives.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     drain_timeout: Duration,
+    /// With --listen: leave events stamped in the first DURATION out of the latency
+    /// histogram (they still count for missing and duplicates), so the percentiles describe
+    /// the steady state, not connection set-up and first allocations. From the send start,
+    /// or from when listening started when only listening. Default 0s (none).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    warmup: Duration,
     /// Coordinated-omission correction: intended (stamp the scheduled send time; default),
     /// record-correct (stamp the actual time; the receiver back-fills with HDR
     /// record_correct at 1/rate), none.
@@ -302,6 +308,9 @@ fn run_sender(
     let mut burst = Burst::default();
     let start = Instant::now();
     let start_ns = unix_ns();
+    if let Some(r) = receiver {
+        r.set_warmup_until(start_ns + args.warmup.as_nanos() as u64);
+    }
     let mut k: u64 = 0;
     while k < limit && !stop.load(Ordering::Relaxed) {
         let elapsed = start.elapsed();
@@ -432,7 +441,12 @@ fn real_main() -> anyhow::Result<()> {
     let _ = signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone());
 
     let receiver = match &args.listen {
-        Some(a) => Some(listen::Receiver::start(a, args.latency_correction, rate)?),
+        Some(a) => Some(listen::Receiver::start(
+            a,
+            args.latency_correction,
+            rate,
+            args.warmup,
+        )?),
         None => None,
     };
     if let Some(r) = &receiver {
@@ -675,6 +689,8 @@ fn report(
         );
         lat.insert("correction".into(), args.latency_correction.name().into());
         lat.insert("duplicates".into(), st.duplicates.into());
+        lat.insert("warmup_s".into(), args.warmup.as_secs_f64().into());
+        lat.insert("warmup_excluded".into(), st.warmup_excluded.into());
         lat.insert("unstamped".into(), st.unstamped.into());
         lat.insert("requests".into(), st.bodies.into());
         lat.insert("bad_requests".into(), st.bad_requests.into());
@@ -713,6 +729,13 @@ fn report(
             h.len(),
             args.latency_correction.name()
         ));
+        if st.warmup_excluded > 0 {
+            text.push_str(&format!(
+                "; {} events of the {:.1} s warm-up not in the percentiles",
+                st.warmup_excluded,
+                args.warmup.as_secs_f64()
+            ));
+        }
         if let Some(m) = missing {
             text.push_str(&format!("; missing {m} of {}", expect.unwrap_or(0)));
         }

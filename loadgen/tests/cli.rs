@@ -822,6 +822,67 @@ fn send_and_listen_in_one_process() {
 }
 
 #[test]
+fn warmup_events_count_for_loss_but_not_for_latency() {
+    // At 2,000/s with intended stamps, event j is stamped start + j × 0.5 ms: a 250 ms
+    // warm-up is exactly events 0..500.
+    let port = free_port();
+    let out = run(&[
+        "-o",
+        &format!("http://127.0.0.1:{port}"),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--rate",
+        "2000",
+        "--count",
+        "1000",
+        "--batch",
+        "20",
+        "--warmup",
+        "250ms",
+        "--json",
+    ]);
+    let s = summary(&out);
+    let lat = &s["latency"];
+    assert_eq!(lat["received"], 1000, "{s}");
+    assert_eq!(lat["missing"], 0, "{s}");
+    assert_eq!(lat["warmup_excluded"], 500, "{s}");
+    assert_eq!(lat["count"], 500, "{s}");
+    assert_eq!(lat["warmup_s"], 0.25, "{s}");
+    // Listening alone, the warm-up runs from the start of listening: events sent before
+    // it ends are seen (not missing) and not measured.
+    let port = free_port();
+    let child = loadgen()
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--expect",
+            "3",
+            "--warmup",
+            "1h",
+            "--duration",
+            "2s",
+            "--json",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let body: String = (0..3)
+        .map(|seq| format!("{{\"seq\":{seq},\"sent_ns\":{now}}}\n"))
+        .collect();
+    assert!(post(port, &body).starts_with("HTTP/1.1 200"));
+    let s = summary(&child.wait_with_output().unwrap());
+    let lat = &s["latency"];
+    assert_eq!(lat["received"], 3, "{s}");
+    assert_eq!(lat["missing"], 0, "{s}");
+    assert_eq!(lat["warmup_excluded"], 3, "{s}");
+    assert_eq!(lat["count"], 0, "{s}");
+}
+
+#[test]
 fn bad_arguments_are_explained() {
     let err = |args: &[&str]| {
         let out = loadgen().args(args).output().unwrap();

@@ -3,6 +3,12 @@
 //! `sluice-loadgen`, listening, which reports end-to-end latency percentiles (HDR histogram,
 //! from the send time stamped in each event, corrected for coordinated omission). Meanwhile
 //! the harness samples Sluice's CPU use over the steady part of the run and its peak RSS.
+//!
+//! The first [`WARM_UP`] is left out of both: of the CPU sample, and (`sluice-loadgen
+//! --warmup`) of the latency percentiles, though its events still count for loss and
+//! duplicates. Over the same span the harness reads the load generator's own CPU use and the
+//! host's steal time (CPU time a hypervisor gave to other guests while this one was ready to
+//! run), which says how far the figures of a shared virtual machine can be trusted.
 
 use std::fs::{self, File};
 use std::net::SocketAddr;
@@ -45,6 +51,10 @@ pub struct LatencyReport {
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub max_ms: f64,
+    /// Seconds at the start left out of the percentiles and of the CPU sample.
+    pub warmup_s: f64,
+    /// Events of the warm-up (received, not in the percentiles).
+    pub warmup_excluded: u64,
     /// The source's `read_pacing` (None: off).
     pub read_pacing: Option<String>,
     /// Sluice's CPU use over the middle of the run (after a warm-up), in cores.
@@ -53,6 +63,10 @@ pub struct LatencyReport {
     /// Over the same span, per thread name: CPU in cores, wake-ups (voluntary context
     /// switches: each costs tens of µs of CPU on a VM) and preemptions, per second.
     pub threads: Vec<ThreadUse>,
+    /// `sluice-loadgen`'s CPU use over the same span (it shares the machine), in cores.
+    pub loadgen_cpu_cores: f64,
+    /// Share of the host's CPU time stolen by the hypervisor over the same span, in percent.
+    pub host_steal_pct: f64,
 }
 
 /// One thread name's share of [`LatencyReport::cpu_cores`].
@@ -64,8 +78,8 @@ pub struct ThreadUse {
     pub preempted_per_s: u64,
 }
 
-/// Seconds at the start of the run that the CPU sample leaves out (connections, first
-/// allocations).
+/// Seconds at the start of the run that the CPU sample and the latency percentiles leave
+/// out (connections, first allocations, code and data not yet in the caches).
 const WARM_UP: Duration = Duration::from_secs(2);
 
 pub fn run(spec: &LatencySpec<'_>) -> Result<LatencyReport> {
@@ -149,6 +163,8 @@ fn measure_run(
             &format!("tcp://127.0.0.1:{source}"),
             "--listen",
             &format!("127.0.0.1:{back}"),
+            "--warmup",
+            &format!("{}s", WARM_UP.as_secs()),
             "--json",
         ])
         .stdin(Stdio::null())
@@ -156,16 +172,21 @@ fn measure_run(
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {}", spec.loadgen.display()))?;
+    let loadgen_pid = loadgen.id();
     thread::sleep(WARM_UP);
-    let (cpu0, threads0, t0) = (
+    let (cpu0, threads0, lg0, host0, t0) = (
         measure::cpu_seconds(pid)?,
         measure::thread_groups(pid)?,
+        measure::cpu_seconds(loadgen_pid)?,
+        measure::host_ticks()?,
         Instant::now(),
     );
     thread::sleep(Duration::from_secs(spec.seconds) - WARM_UP - Duration::from_secs(1));
-    let (cpu1, threads1, t1) = (
+    let (cpu1, threads1, lg1, host1, t1) = (
         measure::cpu_seconds(pid)?,
         measure::thread_groups(pid)?,
+        measure::cpu_seconds(loadgen_pid)?,
+        measure::host_ticks()?,
         Instant::now(),
     );
     let span = t1.duration_since(t0).as_secs_f64();
@@ -208,9 +229,13 @@ fn measure_run(
         p99_ms: num(lat, "p99_ms")?,
         p999_ms: num(lat, "p999_ms")?,
         max_ms: num(lat, "max_ms")?,
+        warmup_s: WARM_UP.as_secs_f64(),
+        warmup_excluded: num(lat, "warmup_excluded")? as u64,
         read_pacing: spec.read_pacing.map(str::to_string),
         cpu_cores: (cpu1 - cpu0) / span,
         peak_rss_mib: measure::kib_to_mib(peak_rss_kib),
         threads,
+        loadgen_cpu_cores: (lg1 - lg0) / span,
+        host_steal_pct: measure::steal_percent(host0, host1),
     })
 }

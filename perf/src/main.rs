@@ -248,6 +248,9 @@ fn run_workload(
     Ok(WorkloadReport::new(label, runs, failed))
 }
 
+/// Host steal time (percent of CPU time) from which a latency run is flagged as noisy.
+const STEAL_WARN_PCT: f64 = 5.0;
+
 /// The latency measurement (see [`latency`]), printed and optionally saved.
 fn run_latency(cli: &Cli) -> Result<bool> {
     let sluice = paths::resolve_sluice_binary(cli.sluice.as_deref())?;
@@ -284,8 +287,15 @@ fn run_latency(cli: &Cli) -> Result<bool> {
             report.sent, report.received, report.missing, report.duplicates
         );
         println!(
-            "latency p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
-            report.p50_ms, report.p90_ms, report.p99_ms, report.p999_ms, report.max_ms
+            "latency p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms \
+             (after a {:.0} s warm-up of {} events)",
+            report.p50_ms,
+            report.p90_ms,
+            report.p99_ms,
+            report.p999_ms,
+            report.max_ms,
+            report.warmup_s,
+            report.warmup_excluded
         );
         println!(
             "sluice CPU {:.3} cores, peak RSS {:.1} MiB; per thread:",
@@ -297,6 +307,17 @@ fn run_latency(cli: &Cli) -> Result<bool> {
                 t.name, t.cpu_cores, t.wakeups_per_s, t.preempted_per_s
             );
         }
+        println!(
+            "sluice-loadgen CPU {:.3} cores; host steal {:.1}% of CPU time",
+            report.loadgen_cpu_cores, report.host_steal_pct
+        );
+    }
+    if report.host_steal_pct >= STEAL_WARN_PCT {
+        eprintln!(
+            "warning: the hypervisor stole {:.1}% of this machine's CPU time during the run; \
+             latency and CPU figures from a host this busy are not comparable with a quiet one's",
+            report.host_steal_pct
+        );
     }
     if let Some(name) = &cli.save {
         let path = save_path(name)?;

@@ -1,6 +1,7 @@
 //! Process measurements from `/proc`: CPU seconds (user + system, all threads) from
 //! `/proc/PID/stat`, peak resident memory (VmHWM) from `/proc/PID/status`, and per thread
-//! (`/proc/PID/task/TID/`) CPU seconds and context switches, grouped by thread name.
+//! (`/proc/PID/task/TID/`) CPU seconds and context switches, grouped by thread name; and the
+//! host's CPU time from `/proc/stat`, to tell how much a hypervisor stole during a run.
 
 use std::fs;
 
@@ -157,6 +158,59 @@ pub fn thread_rates(before: &[ThreadGroup], after: &[ThreadGroup], secs: f64) ->
         .collect()
 }
 
+/// The host's CPU time, all CPUs, in clock ticks: the first (`cpu `) line of `/proc/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostTicks {
+    /// Every state (user, nice, system, idle, iowait, irq, softirq, steal).
+    pub total: u64,
+    /// Time this (virtual) machine was ready to run but the hypervisor ran something else.
+    pub steal: u64,
+}
+
+/// Reads [`HostTicks`] from the text of `/proc/stat`.
+pub fn parse_host_ticks(stat: &str) -> Result<HostTicks> {
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .ok_or_else(|| anyhow!("no `cpu` line in /proc/stat"))?;
+    // user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+    let v: Vec<u64> = line
+        .split_ascii_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|f| {
+            f.parse::<u64>()
+                .map_err(|_| anyhow!("bad field {f:?} in /proc/stat"))
+        })
+        .collect::<Result<_>>()?;
+    if v.len() < 8 {
+        bail!(
+            "the `cpu` line of /proc/stat has {} fields, expected 8",
+            v.len()
+        );
+    }
+    Ok(HostTicks {
+        total: v.iter().sum(),
+        steal: v[7],
+    })
+}
+
+/// The host's CPU time so far.
+pub fn host_ticks() -> Result<HostTicks> {
+    let stat = fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    parse_host_ticks(&stat)
+}
+
+/// Share of the host's CPU time stolen between two readings, in percent (0 when no time
+/// passed).
+pub fn steal_percent(before: HostTicks, after: HostTicks) -> f64 {
+    let total = after.total.saturating_sub(before.total);
+    if total == 0 {
+        return 0.0;
+    }
+    after.steal.saturating_sub(before.steal) as f64 * 100.0 / total as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +267,29 @@ mod tests {
             thread_rates(&before, &after, 4.0),
             vec![g("a", 0.25, 250, 5)]
         );
+    }
+
+    #[test]
+    fn host_ticks_and_steal() {
+        let a = "cpu  100 5 50 800 10 1 4 30 7 0\ncpu0 50 2 25 400 5 0 2 15 0 0\nintr 1\n";
+        let b = "cpu  200 5 70 900 10 1 4 60 7 0\n";
+        let (a, b) = (parse_host_ticks(a).unwrap(), parse_host_ticks(b).unwrap());
+        assert_eq!(
+            a,
+            HostTicks {
+                total: 1000,
+                steal: 30
+            }
+        );
+        assert_eq!(b.total, 1250);
+        // 30 of the 250 ticks between them were stolen.
+        assert!((steal_percent(a, b) - 12.0).abs() < 1e-9);
+        assert_eq!(steal_percent(a, a), 0.0);
+        assert!(parse_host_ticks("cpu0 1 2 3\n").is_err());
+        assert!(parse_host_ticks("cpu  1 2 3\n").is_err());
+        assert!(parse_host_ticks("cpu  1 2 3 4 5 6 7 x\n").is_err());
+        let now = host_ticks().unwrap();
+        assert!(now.total > 0 && now.steal <= now.total);
     }
 
     #[test]
