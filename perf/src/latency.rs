@@ -35,6 +35,8 @@ pub struct LatencySpec<'a> {
     pub shards: u32,
     /// The source's `read_pacing`, if any.
     pub read_pacing: Option<&'a str>,
+    /// The http sink's `batch_timeout`.
+    pub batch_timeout: &'a str,
 }
 
 /// What one latency run measured.
@@ -55,8 +57,10 @@ pub struct LatencyReport {
     pub warmup_s: f64,
     /// Events of the warm-up (received, not in the percentiles).
     pub warmup_excluded: u64,
-    /// The source's `read_pacing` (None: off).
+    /// The source's `read_pacing` (None: Sluice's default).
     pub read_pacing: Option<String>,
+    /// The http sink's `batch_timeout`.
+    pub batch_timeout: String,
     /// Sluice's CPU use over the middle of the run (after a warm-up), in cores.
     pub cpu_cores: f64,
     pub peak_rss_mib: f64,
@@ -103,8 +107,9 @@ pub fn run(spec: &LatencySpec<'_>) -> Result<LatencyReport> {
              [sources.in]\ntype = \"syslog\"\nmode = \"tcp\"\naddress = \"127.0.0.1:{source}\"\n\
              format = \"rfc5424\"\n{pacing}\n\
              [sinks.back]\ntype = \"http\"\ninputs = [\"in\"]\nuri = \"http://127.0.0.1:{back}/\"\n\
-             batch_timeout = \"1ms\"\n",
+             batch_timeout = {batch_timeout:?}\n",
             shards = spec.shards,
+            batch_timeout = spec.batch_timeout,
             data = dir.join("data").display(),
             pacing = spec
                 .read_pacing
@@ -232,6 +237,7 @@ fn measure_run(
         warmup_s: WARM_UP.as_secs_f64(),
         warmup_excluded: num(lat, "warmup_excluded")? as u64,
         read_pacing: spec.read_pacing.map(str::to_string),
+        batch_timeout: spec.batch_timeout.to_string(),
         cpu_cores: (cpu1 - cpu0) / span,
         peak_rss_mib: measure::kib_to_mib(peak_rss_kib),
         threads,

@@ -112,6 +112,11 @@ struct Cli {
     /// `0s` turns pacing off): less CPU for a little latency.
     #[arg(long, value_name = "DURATION")]
     read_pacing: Option<String>,
+
+    /// --latency: the http sink's `batch_timeout`, how long a partly filled body waits for
+    /// more events (`0s`: none, a body goes as soon as a request slot is free).
+    #[arg(long, value_name = "DURATION", default_value = "1ms")]
+    batch_timeout: String,
 }
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
@@ -262,14 +267,16 @@ fn run_latency(cli: &Cli) -> Result<bool> {
         );
     }
     eprintln!(
-        "latency: {} events/s for {} s, syslog over TCP → parse → http sink ({} shards{})",
+        "latency: {} events/s for {} s, syslog over TCP → parse → http sink ({} shards{}, \
+         batch_timeout {})",
         cli.rate,
         cli.seconds,
         cli.shards,
         cli.read_pacing
             .as_deref()
             .map(|p| format!(", read_pacing {p}"))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        cli.batch_timeout
     );
     let report = latency::run(&latency::LatencySpec {
         sluice: &sluice,
@@ -278,6 +285,7 @@ fn run_latency(cli: &Cli) -> Result<bool> {
         seconds: cli.seconds,
         shards: cli.shards,
         read_pacing: cli.read_pacing.as_deref(),
+        batch_timeout: &cli.batch_timeout,
     })?;
     if cli.json {
         println!("{}", serde_json::to_string(&report)?);

@@ -10,6 +10,9 @@
 //! `batch_timeout` after its first event (timed by a [`crate::precise_timer::PreciseTimer`]
 //! when it is under 50 ms: tokio would round it up to the next millisecond tick), optionally
 //! gzips it, and keeps `concurrency` requests in flight on as many keep-alive connections.
+//! With `batch_timeout = "0s"` nothing lingers: a body goes as soon as a request slot is
+//! free, and events gather into the next body only while every slot is busy (Kafka's
+//! `linger.ms = 0`), which saves the linger's latency and its timer wake-up per body.
 //! A request on a kept-alive connection that fails is tried once more on a new connection at
 //! once (the server may have closed it while idle); that is not counted as a retry.
 //!
@@ -155,7 +158,9 @@ pub struct HttpSinkConfig {
     /// Most events per request (default 1000).
     #[serde(default = "default_batch_max_events")]
     pub batch_max_events: usize,
-    /// Longest a partly filled request waits for more events (default `"100ms"`).
+    /// Longest a partly filled request waits for more events (default `"100ms"`). `"0s"`:
+    /// no waiting; a body goes as soon as a request slot is free, and while all
+    /// `concurrency` requests are in flight the events gather into the next body.
     #[serde(default = "default_batch_timeout")]
     pub batch_timeout: HumanDuration,
     /// `none` (default) or `gzip`.
@@ -241,11 +246,8 @@ impl HttpSinkConfig {
                 "must be between 1 and 1000000".to_string(),
             ));
         }
-        if self.batch_timeout.0.is_zero() || self.batch_timeout.0 > Duration::from_secs(3600) {
-            return Err((
-                "batch_timeout",
-                "must be more than 0 and at most 1h".to_string(),
-            ));
+        if self.batch_timeout.0 > Duration::from_secs(3600) {
+            return Err(("batch_timeout", "must be at most 1h".to_string()));
         }
         if self.request_timeout.0.is_zero() {
             return Err(("request_timeout", "must be more than 0".to_string()));
@@ -944,10 +946,14 @@ impl Writer {
                 }
             }
             let closed = self.input.closed() || (stopping && self.input.shards_gone());
-            if !self.batcher.is_empty()
-                && held.len() < self.max_in_flight
-                && (closed || self.batcher.first_at.elapsed() >= self.batch_timeout)
-            {
+            // Without a batch timeout a body waits for a free request slot instead (and for
+            // the bodies before it to go), gathering events meanwhile.
+            let due = if self.batch_timeout.is_zero() {
+                !free.is_empty() && held.ready.is_empty()
+            } else {
+                self.batcher.first_at.elapsed() >= self.batch_timeout
+            };
+            if !self.batcher.is_empty() && held.len() < self.max_in_flight && (closed || due) {
                 held.ready.push_back(self.batcher.seal());
             }
             let mut grace_over = true;
@@ -976,10 +982,16 @@ impl Writer {
             let now = Instant::now();
             let mut wake = now + Duration::from_millis(50);
             let mut linger = None;
+            // A body being filled that goes out when a request finishes: that wakes us.
+            let mut gathering = false;
             if !self.batcher.is_empty() && held.len() < self.max_in_flight {
-                let until = self.batcher.first_at + self.batch_timeout;
-                wake = wake.min(until);
-                linger = Some(until);
+                if self.batch_timeout.is_zero() {
+                    gathering = true;
+                } else {
+                    let until = self.batcher.first_at + self.batch_timeout;
+                    wake = wake.min(until);
+                    linger = Some(until);
+                }
             }
             if !free.is_empty() {
                 if let Some(until) = self.breaker.open_until() {
@@ -992,9 +1004,9 @@ impl Writer {
             // next millisecond tick, adding up to 2 ms to a 1 ms `batch_timeout`).
             let precise = wake < now + Duration::from_millis(50);
             let deadline = tokio::time::Instant::from_std(wake);
-            if linger == Some(wake) {
-                // The body being filled goes out at `wake` anyway: pushes until then need not
-                // wake us, unless a ring fills up.
+            if linger == Some(wake) || gathering {
+                // The body being filled goes out at `wake` (or when a request finishes)
+                // anyway: pushes until then need not wake us, unless a ring fills up.
                 self.bell.set_lingering();
             } else {
                 self.bell.set_sleeping(true);

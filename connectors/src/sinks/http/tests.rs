@@ -422,6 +422,39 @@ fn a_partial_body_goes_out_after_the_batch_timeout() {
 }
 
 #[test]
+fn without_a_batch_timeout_bodies_go_at_once_and_gather_while_slots_are_busy() {
+    // The endpoint holds its first request until the test lets it go.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let held = Mutex::new(held);
+    let (uri, seen) = serve(Arc::new(move |r: &Req| {
+        if r.n == 0 {
+            let _ = held.lock().unwrap().recv();
+        }
+        Reply::status(200)
+    }));
+    let cfg = config(&uri, "batch_timeout = \"0s\"\nconcurrency = 1");
+    let mut s = start(&cfg, 1);
+    s.send(0, 1);
+    // No timer: with the shard side still open, only "a slot is free" sends it.
+    wait_for("the first body", || seen.lock().unwrap().bodies == 1);
+    // Its request is in flight (the only slot): these gather into one body, however far
+    // apart they come.
+    for b in 1..=5 {
+        s.send(b, 2);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(seen.lock().unwrap().bodies, 1);
+    release.send(()).unwrap();
+    wait_for("the second body", || seen.lock().unwrap().bodies == 2);
+    let r = s.finish();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.bodies, 2, "{:?}", seen.lines);
+    assert_eq!(seen.max_events, 10);
+    assert_eq!(seen.events, 11);
+    r.all_delivered(6);
+}
+
+#[test]
 fn options_are_checked() {
     let bad = |extra: &str, uri: &str| config(uri, extra).validate().unwrap_err();
     assert_eq!(bad("", "https://x/").0, "uri");
@@ -433,7 +466,7 @@ fn options_are_checked() {
         "batch_max_events"
     );
     assert_eq!(
-        bad("batch_timeout = \"0s\"", "http://x/").0,
+        bad("batch_timeout = \"2h\"", "http://x/").0,
         "batch_timeout"
     );
     assert_eq!(
