@@ -232,7 +232,8 @@ path = "{bad}"
 }
 
 /// sluice-loadgen → http source → parse → http sink → sluice-loadgen --listen: every event
-/// comes back once, and the receiver reports latency percentiles.
+/// comes back once, and the receiver reports latency percentiles; with the sink's
+/// `batch_timeout` at 5 ms and at 0 s.
 #[test]
 fn loadgen_round_trip_through_http_source_and_sink() {
     let loadgen = std::env::var("SLUICE_LOADGEN_BIN").unwrap_or_else(|_| {
@@ -258,80 +259,86 @@ fn loadgen_round_trip_through_http_source_and_sink() {
         std::path::Path::new(&loadgen).exists(),
         "build sluice-loadgen first: {loadgen}"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let back = free_port();
-    let api = free_port();
-    let cfg = dir.path().join("p.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"[engine]
-shards = 2
-data_dir = "{data}"
+    // With a batch timeout, and without one (bodies go when a request slot is free).
+    for batch_timeout in ["5ms", "0s"] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let back = free_port();
+        let api = free_port();
+        let cfg = dir.path().join("p.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"[engine]
+    shards = 2
+    data_dir = "{data}"
 
-[api]
-address = "127.0.0.1:{api}"
+    [api]
+    address = "127.0.0.1:{api}"
 
-[sources.web]
-type = "http"
-address = "127.0.0.1:{port}"
+    [sources.web]
+    type = "http"
+    address = "127.0.0.1:{port}"
 
-[transforms.p]
-type = "parse"
-inputs = ["web"]
-format = "json"
+    [transforms.p]
+    type = "parse"
+    inputs = ["web"]
+    format = "json"
 
-[sinks.back]
-type = "http"
-inputs = ["p"]
-uri = "http://127.0.0.1:{back}/"
-batch_timeout = "5ms"
-"#,
-            data = dir.path().join("data").display(),
-        ),
-    )
-    .unwrap();
-    let log = dir.path().join("sluice.log");
-    let mut child = spawn_logged(sluice().arg("run").arg(&cfg), &log);
-    wait_ready(&mut child, api, LIMIT);
-    let out = Command::new(&loadgen)
-        .args([
-            "--format",
-            "json",
-            "--count",
-            "20000",
-            "--rate",
-            "20000",
-            "-o",
-            &format!("http://127.0.0.1:{port}/logs"),
-            "--batch",
-            "200",
-            "--listen",
-            &format!("127.0.0.1:{back}"),
-            "--json",
-        ])
-        .output()
+    [sinks.back]
+    type = "http"
+    inputs = ["p"]
+    uri = "http://127.0.0.1:{back}/"
+    batch_timeout = "{batch_timeout}"
+    "#,
+                data = dir.path().join("data").display(),
+            ),
+        )
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{stderr}\nlog:\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
-    let summary: serde_json::Value = stderr
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no JSON summary in:\n{stderr}"));
-    assert_eq!(summary["sent"], 20000, "{summary}");
-    let lat = &summary["latency"];
-    assert_eq!(lat["received"], 20000, "{summary}");
-    assert_eq!(lat["missing"], 0, "{summary}");
-    assert_eq!(lat["duplicates"], 0, "{summary}");
-    assert!(
-        lat["p99_ms"].as_f64().is_some() || lat["p99_us"].as_f64().is_some(),
-        "{summary}"
-    );
-    assert_eq!(terminate(&mut child, LIMIT), 0);
+        let log = dir.path().join("sluice.log");
+        let mut child = spawn_logged(sluice().arg("run").arg(&cfg), &log);
+        wait_ready(&mut child, api, LIMIT);
+        let out = Command::new(&loadgen)
+            .args([
+                "--format",
+                "json",
+                "--count",
+                "20000",
+                "--rate",
+                "20000",
+                "-o",
+                &format!("http://127.0.0.1:{port}/logs"),
+                "--batch",
+                "200",
+                "--listen",
+                &format!("127.0.0.1:{back}"),
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "{stderr}\nlog:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        let summary: serde_json::Value = stderr
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .unwrap_or_else(|| panic!("no JSON summary in:\n{stderr}"));
+        assert_eq!(
+            summary["sent"], 20000,
+            "batch_timeout {batch_timeout}: {summary}"
+        );
+        let lat = &summary["latency"];
+        assert_eq!(lat["received"], 20000, "{summary}");
+        assert_eq!(lat["missing"], 0, "{summary}");
+        assert_eq!(lat["duplicates"], 0, "{summary}");
+        assert!(
+            lat["p99_ms"].as_f64().is_some() || lat["p99_us"].as_f64().is_some(),
+            "{summary}"
+        );
+        assert_eq!(terminate(&mut child, LIMIT), 0);
+    }
 }
