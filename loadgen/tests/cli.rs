@@ -722,26 +722,42 @@ fn post(port: u16, body: &str) -> String {
     resp
 }
 
+/// Sends over HTTP to this process's own `--listen` (a fresh port) with `args`, and returns
+/// the JSON summary: the latency mode without Sluice between.
+fn round_trip(args: &[&str]) -> serde_json::Value {
+    let port = free_port();
+    let (to, listen) = (
+        format!("http://127.0.0.1:{port}"),
+        format!("127.0.0.1:{port}"),
+    );
+    let mut all = vec!["-o", &to, "--listen", &listen, "--json"];
+    all.extend_from_slice(args);
+    summary(&run(&all))
+}
+
+/// Starts a loadgen that only listens on `port` for up to 2 s, with `args`.
+fn listen_alone(port: u16, args: &[&str]) -> std::process::Child {
+    let listen = format!("127.0.0.1:{port}");
+    loadgen()
+        .args(["--listen", &listen, "--duration", "2s", "--json"])
+        .args(args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn unix_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
 #[test]
 fn listen_computes_latency_and_reports_missing_and_duplicates() {
     let port = free_port();
-    let child = loadgen()
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--expect",
-            "10",
-            "--duration",
-            "2s",
-            "--json",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let child = listen_alone(port, &["--expect", "10"]);
+    let now = unix_now_ns();
     let sent = now - 20_000_000; // 20 ms ago
                                  // seq 0..=7 (8 and 9 missing), 3 twice; one event as Sluice re-encodes syslog.
     let mut body = String::new();
@@ -772,21 +788,7 @@ fn listen_computes_latency_and_reports_missing_and_duplicates() {
 #[test]
 fn send_and_listen_in_one_process() {
     // loadgen sends over HTTP to its own --listen: the latency mode without Sluice between.
-    let port = free_port();
-    let out = run(&[
-        "-o",
-        &format!("http://127.0.0.1:{port}"),
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--rate",
-        "2000",
-        "--count",
-        "1000",
-        "--batch",
-        "20",
-        "--json",
-    ]);
-    let s = summary(&out);
+    let s = round_trip(&["--rate", "2000", "--count", "1000", "--batch", "20"]);
     assert_eq!(s["sent"], 1000, "{s}");
     let lat = &s["latency"];
     assert_eq!(lat["received"], 1000, "{s}");
@@ -797,12 +799,7 @@ fn send_and_listen_in_one_process() {
     assert!(lat["p50_ms"].as_f64().unwrap() < 500.0, "{s}");
     // HDR's record_correct back-fills samples for latencies above the 1/rate interval, so
     // the histogram holds at least one sample per event, more after a stall.
-    let port = free_port();
-    let out = run(&[
-        "-o",
-        &format!("http://127.0.0.1:{port}"),
-        "--listen",
-        &format!("127.0.0.1:{port}"),
+    let s = round_trip(&[
         "--rate",
         "5000",
         "--count",
@@ -811,9 +808,7 @@ fn send_and_listen_in_one_process() {
         "100",
         "--latency-correction",
         "record-correct",
-        "--json",
     ]);
-    let s = summary(&out);
     let lat = &s["latency"];
     assert_eq!(lat["received"], 500, "{s}");
     assert_eq!(lat["correction"], "record-correct");
@@ -825,23 +820,9 @@ fn send_and_listen_in_one_process() {
 fn warmup_events_count_for_loss_but_not_for_latency() {
     // At 2,000/s with intended stamps, event j is stamped start + j × 0.5 ms: a 250 ms
     // warm-up is exactly events 0..500.
-    let port = free_port();
-    let out = run(&[
-        "-o",
-        &format!("http://127.0.0.1:{port}"),
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--rate",
-        "2000",
-        "--count",
-        "1000",
-        "--batch",
-        "20",
-        "--warmup",
-        "250ms",
-        "--json",
+    let s = round_trip(&[
+        "--rate", "2000", "--count", "1000", "--batch", "20", "--warmup", "250ms",
     ]);
-    let s = summary(&out);
     let lat = &s["latency"];
     assert_eq!(lat["received"], 1000, "{s}");
     assert_eq!(lat["missing"], 0, "{s}");
@@ -851,25 +832,8 @@ fn warmup_events_count_for_loss_but_not_for_latency() {
     // Listening alone, the warm-up runs from the start of listening: events sent before
     // it ends are seen (not missing) and not measured.
     let port = free_port();
-    let child = loadgen()
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--expect",
-            "3",
-            "--warmup",
-            "1h",
-            "--duration",
-            "2s",
-            "--json",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let child = listen_alone(port, &["--expect", "3", "--warmup", "1h"]);
+    let now = unix_now_ns();
     let body: String = (0..3)
         .map(|seq| format!("{{\"seq\":{seq},\"sent_ns\":{now}}}\n"))
         .collect();
