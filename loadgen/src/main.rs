@@ -404,6 +404,22 @@ impl Progress {
     }
 }
 
+/// Turns transparent huge pages off for this process, before the clock of any run starts.
+///
+/// mimalloc asks for huge pages on its arenas, so the first touch of each new 2 MiB region
+/// (a thread's first buffers, the latency histogram, a growing body buffer) has the kernel
+/// zero 2 MiB at once. On a virtual machine that is a millisecond or more per fault, and in
+/// the first ~100 ms of a run the sender and the receiver together spent most of their time
+/// there: the events they stamped or received then looked 40-80 ms late, which set the p99
+/// of a short run. With small pages a first touch costs a few microseconds and only what is
+/// used gets zeroed; a load generator's working set is too small to gain from huge pages.
+/// (`sluice` itself does the same at start, `sluice_engine::memory`; the load generator does
+/// not link the engine for one system call.)
+fn disable_transparent_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
+    let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+}
+
 fn main() {
     if let Err(e) = real_main() {
         eprintln!("sluice-loadgen: {e:#}");
@@ -412,6 +428,7 @@ fn main() {
 }
 
 fn real_main() -> anyhow::Result<()> {
+    disable_transparent_huge_pages();
     let args = Args::parse();
     let rate: Option<f64> = match args.rate.as_str() {
         "max" => None,
