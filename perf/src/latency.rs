@@ -8,7 +8,9 @@
 //! --warmup`) of the latency percentiles, though its events still count for loss and
 //! duplicates. Over the same span the harness reads the load generator's own CPU use and the
 //! host's steal time (CPU time a hypervisor gave to other guests while this one was ready to
-//! run), which says how far the figures of a shared virtual machine can be trusted.
+//! run), which says how far the figures of a shared virtual machine can be trusted. Before
+//! Sluice starts, it measures what a wake-up costs on this host ([`wakeup`]), and reports the
+//! share of Sluice's CPU that its wake-ups per second would cost at that price.
 
 use std::fs::{self, File};
 use std::net::SocketAddr;
@@ -23,6 +25,7 @@ use serde::Serialize;
 use crate::measure;
 use crate::metrics;
 use crate::runner::free_port;
+use crate::wakeup::{self, WakeupCost};
 
 /// What one latency run is asked to do.
 pub struct LatencySpec<'a> {
@@ -71,6 +74,13 @@ pub struct LatencyReport {
     pub loadgen_cpu_cores: f64,
     /// Share of the host's CPU time stolen by the hypervisor over the same span, in percent.
     pub host_steal_pct: f64,
+    /// CPU time per wake-up on this host, measured before Sluice started.
+    pub host_wakeup: WakeupCost,
+    /// Sluice's wake-ups per second, all threads.
+    pub wakeups_per_s: u64,
+    /// What those wake-ups cost at the host's mean price per wake-up, in cores (an estimate:
+    /// the rest of [`LatencyReport::cpu_cores`] is work on the events).
+    pub wakeup_cpu_cores_est: f64,
 }
 
 /// One thread name's share of [`LatencyReport::cpu_cores`].
@@ -86,6 +96,9 @@ pub struct ThreadUse {
 /// out (connections, first allocations, code and data not yet in the caches).
 const WARM_UP: Duration = Duration::from_secs(2);
 
+/// Wake-ups of each kind timed by [`wakeup::measure`] (1 ms apart: about 0.7 s in all).
+const WAKEUP_ROUNDS: u32 = 300;
+
 pub fn run(spec: &LatencySpec<'_>) -> Result<LatencyReport> {
     if spec.seconds <= WARM_UP.as_secs() + 1 {
         bail!(
@@ -93,6 +106,8 @@ pub fn run(spec: &LatencySpec<'_>) -> Result<LatencyReport> {
             WARM_UP.as_secs() + 1
         );
     }
+    // On a quiet host, before anything of the run starts.
+    let host_wakeup = wakeup::measure(WAKEUP_ROUNDS);
     let dir = std::env::temp_dir().join(format!("sluice-perf-latency-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(dir.join("data"))?;
@@ -126,7 +141,7 @@ pub fn run(spec: &LatencySpec<'_>) -> Result<LatencyReport> {
         .stderr(log)
         .spawn()
         .with_context(|| format!("starting {}", spec.sluice.display()))?;
-    let result = measure_run(spec, &mut sluice, api, source, back);
+    let result = measure_run(spec, &mut sluice, api, source, back, host_wakeup);
     let _ = sluice.kill();
     let _ = sluice.wait();
     if result.is_ok() {
@@ -143,6 +158,7 @@ fn measure_run(
     api: u16,
     source: u16,
     back: u16,
+    host_wakeup: WakeupCost,
 ) -> Result<LatencyReport> {
     let api_addr = SocketAddr::from(([127, 0, 0, 1], api));
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -195,7 +211,7 @@ fn measure_run(
         Instant::now(),
     );
     let span = t1.duration_since(t0).as_secs_f64();
-    let threads = measure::thread_rates(&threads0, &threads1, span)
+    let threads: Vec<ThreadUse> = measure::thread_rates(&threads0, &threads1, span)
         .into_iter()
         .map(|g| ThreadUse {
             name: g.name,
@@ -204,6 +220,7 @@ fn measure_run(
             preempted_per_s: g.preempted,
         })
         .collect();
+    let wakeups_per_s = threads.iter().map(|t| t.wakeups_per_s).sum();
     let out = loadgen.wait_with_output()?;
     let peak_rss_kib = measure::peak_rss_kib(pid)?;
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -243,5 +260,8 @@ fn measure_run(
         threads,
         loadgen_cpu_cores: (lg1 - lg0) / span,
         host_steal_pct: measure::steal_percent(host0, host1),
+        host_wakeup,
+        wakeups_per_s,
+        wakeup_cpu_cores_est: wakeup::wakeup_cores(wakeups_per_s, host_wakeup.mean_us()),
     })
 }

@@ -16,6 +16,7 @@ mod paths;
 mod report;
 mod runner;
 mod sender;
+mod wakeup;
 mod workloads;
 
 use std::collections::btree_map::Entry;
@@ -318,6 +319,15 @@ fn run_latency(cli: &Cli) -> Result<bool> {
         println!(
             "sluice-loadgen CPU {:.3} cores; host steal {:.1}% of CPU time",
             report.loadgen_cpu_cores, report.host_steal_pct
+        );
+        println!(
+            "host wake-up cost {:.1} µs of CPU by a timer, {:.1} µs by another thread: \
+             sluice's {} wake-ups/s alone take ≈ {:.3} of its {:.3} cores",
+            report.host_wakeup.timer_us,
+            report.host_wakeup.thread_us,
+            report.wakeups_per_s,
+            report.wakeup_cpu_cores_est,
+            report.cpu_cores
         );
     }
     if report.host_steal_pct >= STEAL_WARN_PCT {
