@@ -7,7 +7,9 @@
 //! [`PreciseTimer`] is a `timerfd` (CLOCK_MONOTONIC, the clock of [`Instant`]) registered with
 //! the runtime's reactor: it fires when asked, to the kernel's timer slack (50 µs by
 //! default). It costs two system calls per sleep (arm, read), so it is for lingers that
-//! happen at most a few thousand times a second.
+//! happen at most a few thousand times a second. A sleep dropped before it ended (the other
+//! branch of a `select!` won) disarms the timer, one more call: left armed, it would wake the
+//! thread for nothing when it expired.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -54,12 +56,17 @@ impl PreciseTimer {
             tokio::time::sleep(left).await;
             return;
         }
+        let mut armed = Armed {
+            fd: raw,
+            fired: false,
+        };
         loop {
             let Ok(mut guard) = self.fd.readable().await else {
                 tokio::time::sleep(left).await;
                 return;
             };
             if drain(raw) {
+                armed.fired = true;
                 return;
             }
             guard.clear_ready();
@@ -70,6 +77,36 @@ impl PreciseTimer {
     pub async fn sleep(&self, d: Duration) {
         self.sleep_until(Instant::now() + d).await
     }
+}
+
+/// An armed timer; dropped before it fired (its sleep was cancelled), it disarms it.
+struct Armed {
+    fd: RawFd,
+    fired: bool,
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        if !self.fired {
+            disarm(self.fd);
+        }
+    }
+}
+
+/// Stops the timer (an expiry it already counted stays readable; `drain` clears it).
+fn disarm(fd: RawFd) {
+    let off = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+    };
+    // SAFETY: `off` is a live itimerspec; a zero it_value disarms the timer.
+    unsafe { libc::timerfd_settime(fd, 0, &off, std::ptr::null_mut()) };
 }
 
 /// Arms `fd` to fire once, `after` from now.
@@ -146,6 +183,20 @@ mod tests {
             // A deadline in the past returns at once.
             t.sleep_until(Instant::now() - Duration::from_millis(1))
                 .await;
+        });
+    }
+    #[test]
+    fn a_dropped_sleep_disarms_the_timer() {
+        rt().block_on(async {
+            let t = PreciseTimer::new().unwrap();
+            let _ = tokio::time::timeout(
+                Duration::from_micros(200),
+                t.sleep(Duration::from_millis(2)),
+            )
+            .await;
+            // Past the dropped sleep's deadline: left armed, it would have fired by now.
+            std::thread::sleep(Duration::from_millis(6));
+            assert!(!drain(t.fd.get_ref().as_raw_fd()), "the timer still fired");
         });
     }
 }

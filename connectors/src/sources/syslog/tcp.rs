@@ -356,25 +356,54 @@ fn accept(
 pub(crate) const FLUSH_LINGER: Duration = Duration::from_millis(1);
 
 /// Hands the batch on [`FLUSH_LINGER`] after messages arrived (a batch that filled up in the
-/// meantime was handed on by the framer's sink already).
+/// meantime was handed on by the framer's sink already), or at once when frames from a paced
+/// read are in it ([`until_flush_due`]).
 async fn flush_loop(shared: Rc<Shared>) {
     let timer = PreciseTimer::new().ok();
     loop {
-        shared.flush_wanted.notified().await;
-        if shared.flush_now.get() {
-            // Let the other connections woken by the same tick add their frames first.
-            tokio::task::yield_now().await;
-        } else {
+        let linger = async {
             match &timer {
                 Some(t) => t.sleep(FLUSH_LINGER).await,
                 None => tokio::time::sleep(FLUSH_LINGER).await,
             }
+        };
+        until_flush_due(&shared.flush_wanted, &shared.flush_now, linger).await;
+        if shared.flush_now.get() {
+            // Let the other connections woken by the same tick add their frames first.
+            tokio::task::yield_now().await;
         }
         shared.flush_now.set(false);
         let mut s = shared.state.borrow_mut();
         s.flush();
         if s.stopped {
             return;
+        }
+    }
+}
+
+/// Waits until the batch is due: frames arrived (`wanted` notified), then at once if they came
+/// from a paced read (`paced` set), else when `linger` ends, unless frames from a paced read
+/// join the batch meanwhile. Those waited their linger in the socket; holding them for a
+/// linger that started before them would add up to a millisecond, and its timer, out of step
+/// with the pace ticks, would wake the thread a second time per tick.
+async fn until_flush_due(
+    wanted: &Notify,
+    paced: &std::cell::Cell<bool>,
+    linger: impl std::future::Future<Output = ()>,
+) {
+    wanted.notified().await;
+    if paced.get() {
+        return;
+    }
+    tokio::pin!(linger);
+    loop {
+        tokio::select! {
+            _ = &mut linger => return,
+            _ = wanted.notified() => {
+                if paced.get() {
+                    return;
+                }
+            }
         }
     }
 }
@@ -593,5 +622,69 @@ async fn serve<S: AsyncRead + Unpin>(
                 last_read = Some(now);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// Frames of a paced read end the linger of frames that came before them: the batch goes
+    /// at once, not when the (here 10 s) linger ends.
+    #[test]
+    fn a_paced_read_cuts_a_running_linger_short() {
+        rt().block_on(async {
+            let (wanted, paced) = (Notify::new(), Cell::new(false));
+            let linger = tokio::time::sleep(Duration::from_secs(10));
+            let due = until_flush_due(&wanted, &paced, linger);
+            tokio::pin!(due);
+            // Frames from an unpaced read: the linger starts.
+            wanted.notify_one();
+            let early = tokio::time::timeout(Duration::from_millis(30), &mut due).await;
+            assert!(early.is_err(), "due before the linger or a paced read");
+            // More unpaced frames do not end it either.
+            wanted.notify_one();
+            let early = tokio::time::timeout(Duration::from_millis(30), &mut due).await;
+            assert!(early.is_err(), "due after unpaced frames");
+            // Frames from a paced read: due at once.
+            paced.set(true);
+            wanted.notify_one();
+            let started = Instant::now();
+            tokio::time::timeout(Duration::from_secs(2), &mut due)
+                .await
+                .expect("a paced read did not end the linger");
+            assert!(started.elapsed() < Duration::from_secs(2));
+        });
+    }
+
+    /// Without paced reads the batch waits out its linger; with one first, it does not wait.
+    #[test]
+    fn unpaced_frames_linger_and_paced_ones_go_at_once() {
+        rt().block_on(async {
+            let (wanted, paced) = (Notify::new(), Cell::new(false));
+            wanted.notify_one();
+            let started = Instant::now();
+            until_flush_due(
+                &wanted,
+                &paced,
+                tokio::time::sleep(Duration::from_millis(40)),
+            )
+            .await;
+            assert!(started.elapsed() >= Duration::from_millis(40));
+
+            paced.set(true);
+            wanted.notify_one();
+            let started = Instant::now();
+            until_flush_due(&wanted, &paced, tokio::time::sleep(Duration::from_secs(10))).await;
+            assert!(started.elapsed() < Duration::from_secs(2));
+        });
     }
 }
