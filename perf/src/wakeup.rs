@@ -9,7 +9,7 @@
 //! tells how much of Sluice's CPU at a steady rate is the host's price for wake-ups (the
 //! process's wake-ups per second times this cost) and how much is work on the events.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -66,27 +66,32 @@ fn timer_wakeup_us(rounds: u32) -> f64 {
     (thread_cpu_seconds() - start) * 1e6 / f64::from(rounds)
 }
 
-/// A waiter parks; a waker sleeps [`GAP`], sets the flag and unparks it, `rounds` times. The
-/// waiter's own CPU time per wake-up is the cost (the waker's sleeps are not counted). Both
+/// A waiter parks; a waker sleeps [`GAP`], counts a round and unparks it, `rounds` times. The
+/// waiter's own CPU time per round is the cost (the waker's sleeps are not counted). Both
 /// are pinned to two different cores when this process may use two: left unpinned, the
 /// scheduler would run the waiter on the waker's core, where a wake-up is a plain switch.
+/// Rounds are counted, not flagged: two that come before the waiter runs are both seen.
 fn thread_wakeup_us(rounds: u32) -> f64 {
     let cores = allowed_cores();
     let (waiter_core, waker_core) = match cores.as_slice() {
         [a, b, ..] => (Some(*a), Some(*b)),
         _ => (None, None),
     };
-    let ready = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU32::new(0));
     let waiter = {
-        let ready = ready.clone();
+        let sent = sent.clone();
         thread::spawn(move || {
             if let Some(core) = waiter_core {
                 pin_to(core);
             }
             let start = thread_cpu_seconds();
-            for _ in 0..rounds {
-                while !ready.swap(false, Ordering::Acquire) {
+            let mut seen = 0;
+            while seen < rounds {
+                let now = sent.load(Ordering::Acquire);
+                if now == seen {
                     thread::park();
+                } else {
+                    seen = now;
                 }
             }
             (thread_cpu_seconds() - start) * 1e6 / f64::from(rounds)
@@ -99,7 +104,7 @@ fn thread_wakeup_us(rounds: u32) -> f64 {
         }
         for _ in 0..rounds {
             thread::sleep(GAP);
-            ready.store(true, Ordering::Release);
+            sent.fetch_add(1, Ordering::Release);
             waiter_thread.unpark();
         }
     });
