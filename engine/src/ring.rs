@@ -76,16 +76,25 @@ impl FullSampler {
 /// of its own (a request body it lets fill for `batch_timeout`), when only a push that leaves
 /// a ring at least half full wakes it early; the rest wait for the deadline, which saves a
 /// wake-up of the consumer (and a system call of the producer) per push.
+///
+/// A consumer that would linger from the first push on (its deadline is `delay` after the
+/// first event it gets) can also defer ([`Doorbell::set_deferring`], with
+/// [`Doorbell::use_first_ring_timer`]): the first push then arms the consumer's timer for
+/// `delay` instead of waking it, and the consumer lingers from there on. That saves the
+/// wake-up whose only use was to start the linger.
 #[derive(Debug, Default)]
 pub struct Doorbell {
     state: AtomicU8,
     thread: OnceLock<Thread>,
     eventfd: OnceLock<i32>,
+    /// A timerfd the consumer watches, and how long after the first push it should fire.
+    first_ring_timer: OnceLock<(i32, Duration)>,
 }
 
 const AWAKE: u8 = 0;
 const SLEEPING: u8 = 1;
 const LINGERING: u8 = 2;
+const DEFERRING: u8 = 3;
 
 impl Doorbell {
     pub fn new() -> Arc<Doorbell> {
@@ -107,6 +116,22 @@ impl Doorbell {
         let wake = match self.state.load(Ordering::Relaxed) {
             SLEEPING => true,
             LINGERING => urgent(),
+            DEFERRING => match self.first_ring_timer.get() {
+                None => true,
+                Some(_) if urgent() => true,
+                Some(&(timerfd, delay)) => {
+                    // Only the push that ends the deferring arms the timer; the consumer then
+                    // lingers until it fires.
+                    if self
+                        .state
+                        .compare_exchange(DEFERRING, LINGERING, Ordering::SeqCst, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        arm_timerfd(timerfd, delay);
+                    }
+                    false
+                }
+            },
             _ => false,
         };
         if wake {
@@ -124,6 +149,20 @@ impl Doorbell {
     /// Makes `ring` write to `eventfd` (a shard's wake-up descriptor) instead of unparking.
     pub fn use_eventfd(&self, eventfd: i32) {
         let _ = self.eventfd.set(eventfd);
+    }
+
+    /// Lets the consumer defer ([`Doorbell::set_deferring`]): the first push arms `timerfd`
+    /// (which the consumer watches, and never closes while producers may ring) to fire `delay`
+    /// later.
+    pub fn use_first_ring_timer(&self, timerfd: i32, delay: Duration) {
+        let _ = self.first_ring_timer.set((timerfd, delay));
+    }
+
+    /// Announces that the consumer is about to sleep with nothing to linger on: the first push
+    /// arms its timer instead of waking it (a plain sleep without
+    /// [`Doorbell::use_first_ring_timer`]). Urgent pushes wake it at once, as when lingering.
+    pub fn set_deferring(&self) {
+        self.announce(DEFERRING);
     }
 
     /// Announces that the consumer is about to sleep (true) or is awake (false). A consumer
@@ -153,6 +192,25 @@ impl Doorbell {
         }
         self.state.store(AWAKE, Ordering::SeqCst);
     }
+}
+
+/// Arms a one-shot timerfd to fire `after` from now (best effort: if this fails the consumer
+/// still wakes for its own deadlines and its periodic checks).
+fn arm_timerfd(fd: i32, after: Duration) {
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: libc::timespec {
+            tv_sec: after.as_secs() as libc::time_t,
+            // A zero it_value would disarm: at least 1 ns.
+            tv_nsec: (after.subsec_nanos().max(u32::from(after.as_secs() == 0))) as libc::c_long,
+        },
+    };
+    // SAFETY: `spec` is a live itimerspec; the descriptor is the consumer's timerfd, kept open
+    // for as long as producers may ring (see `use_first_ring_timer`).
+    unsafe { libc::timerfd_settime(fd, 0, &spec, std::ptr::null_mut()) };
 }
 
 /// The producing end.
@@ -309,6 +367,66 @@ mod tests {
 
     /// A lingering consumer is woken only by a push that leaves the ring half full; a
     /// sleeping one by every push; an awake one by none.
+    /// Nanoseconds left before `timerfd` fires (0: disarmed).
+    fn timer_left_ns(timerfd: i32) -> u64 {
+        // SAFETY: itimerspec is plain data, written by timerfd_gettime.
+        let mut cur: libc::itimerspec = unsafe { std::mem::zeroed() };
+        // SAFETY: `cur` is live; the descriptor is the test's own timerfd.
+        assert_eq!(unsafe { libc::timerfd_gettime(timerfd, &mut cur) }, 0);
+        cur.it_value.tv_sec as u64 * 1_000_000_000 + cur.it_value.tv_nsec as u64
+    }
+
+    #[test]
+    fn a_deferring_consumer_is_timed_by_the_first_push_not_rung() {
+        // SAFETY: plain syscalls; the results are checked.
+        let (fd, timerfd) = unsafe {
+            (
+                libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC),
+                libc::timerfd_create(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+                ),
+            )
+        };
+        assert!(fd >= 0 && timerfd >= 0);
+        let bell = Doorbell::new();
+        bell.use_eventfd(fd);
+        bell.use_first_ring_timer(timerfd, Duration::from_secs(30));
+        let (mut tx, mut rx) = ring::<u32>(8, WhenFull::Block, bell.clone(), Default::default());
+        bell.set_deferring();
+        assert_eq!(timer_left_ns(timerfd), 0);
+        assert!(matches!(tx.push(1, 1), Pushed::Sent));
+        assert_eq!(
+            rings(fd),
+            0,
+            "the first push arms the timer instead of ringing"
+        );
+        let left = timer_left_ns(timerfd);
+        assert!(left > 29_000_000_000 && left <= 30_000_000_000, "{left}");
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(matches!(tx.push(2, 1), Pushed::Sent));
+        assert_eq!(rings(fd), 0, "later pushes linger");
+        assert!(
+            timer_left_ns(timerfd) < left,
+            "a later push must not re-arm the timer"
+        );
+        assert!(matches!(tx.push(3, 1), Pushed::Sent));
+        assert!(matches!(tx.push(4, 1), Pushed::Sent));
+        assert_eq!(rings(fd), 1, "half full: wake it at once");
+        while rx.pop().is_some() {}
+        // Without a first-ring timer, deferring is sleeping.
+        let plain = Doorbell::new();
+        plain.use_eventfd(fd);
+        plain.set_deferring();
+        plain.ring_after_push(|| false);
+        assert_eq!(rings(fd), 1, "no timer: the push rings");
+        // SAFETY: closes the test's own descriptors once.
+        unsafe {
+            libc::close(fd);
+            libc::close(timerfd);
+        }
+    }
+
     #[test]
     fn a_lingering_consumer_is_rung_only_when_a_ring_fills_up() {
         // SAFETY: plain syscall; the result is checked.

@@ -76,9 +76,15 @@
 //! connected to an output.
 //!
 //! Waking: the shards ring the sink's [`Doorbell`], which writes to an eventfd the runtime
-//! watches, so the writer sleeps without polling while requests are in flight. The eventfd
-//! is never closed (one descriptor per sink for the life of the process), because a shard
-//! may ring it until its last moment.
+//! watches, so the writer sleeps without polling while requests are in flight. When the
+//! writer has nothing to fill and a `batch_timeout`, it defers instead
+//! ([`Doorbell::set_deferring`]): the first push arms a second descriptor, a timerfd, to
+//! fire `batch_timeout` later, and the writer wakes then and sends what gathered (its
+//! linger counted from that push). At a steady rate that saves one wake-up per body (it
+//! used to wake for the first push only to start the linger): at 100,000 events/s with
+//! `batch_timeout = "1ms"`, ~1,480 → ~1,090 wake-ups a second. Both descriptors are never
+//! closed (one each per sink for the life of the process), because a shard may ring until
+//! its last moment.
 //!
 //! Memory is bounded: rings of 8 chunks per shard, `max_in_flight` bodies, one body being
 //! filled; response bodies are read and discarded frame by frame (in bulk mode a 2xx answer
@@ -575,7 +581,7 @@ struct Writer {
     last_warning: Option<Instant>,
 }
 
-/// An eventfd that is never closed (see the module docs).
+/// An eventfd (or the first-ring timerfd) that is never closed (see the module docs).
 struct EventFd(i32);
 
 impl std::os::fd::AsRawFd for EventFd {
@@ -906,6 +912,36 @@ impl Writer {
         } else {
             None
         };
+        // The first push after the writer went idle arms this timer for `batch_timeout`
+        // instead of waking it (`Doorbell::set_deferring`): the wake-up that would only start
+        // the linger is saved. Never closed either, as producers may arm it until the end.
+        let first_ring = if efd.is_some() && !self.batch_timeout.is_zero() {
+            // SAFETY: timerfd_create has no memory preconditions; a negative result is handled.
+            let tfd = unsafe {
+                libc::timerfd_create(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+                )
+            };
+            // SAFETY: as for the eventfd: `tfd` is valid and never closed.
+            let registered = (tfd >= 0).then(|| unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(
+                    EventFd(tfd),
+                    tokio::io::Interest::READABLE,
+                )
+            });
+            match registered {
+                Some(Ok(f)) => {
+                    self.bell.use_first_ring_timer(tfd, self.batch_timeout);
+                    Some(f)
+                }
+                _ => None,
+            }
+        } else {
+            None
+        };
+        // The first-ring timer fired: what the writer takes next has waited `batch_timeout`.
+        let mut first_ring_fired = false;
         let timer = crate::precise_timer::PreciseTimer::new().ok();
         let mut free: Vec<Slot> = (0..self.concurrency)
             .map(|id| Slot { id, sender: None })
@@ -943,6 +979,11 @@ impl Writer {
                             None => break,
                         }
                     }
+                }
+            }
+            if std::mem::take(&mut first_ring_fired) && !self.batcher.is_empty() {
+                if let Some(t) = Instant::now().checked_sub(self.batch_timeout) {
+                    self.batcher.first_at = self.batcher.first_at.min(t);
                 }
             }
             let closed = self.input.closed() || (stopping && self.input.shards_gone());
@@ -1008,6 +1049,13 @@ impl Writer {
                 // The body being filled goes out at `wake` (or when a request finishes)
                 // anyway: pushes until then need not wake us, unless a ring fills up.
                 self.bell.set_lingering();
+            } else if first_ring.is_some()
+                && self.batcher.is_empty()
+                && held.len() < self.max_in_flight
+                && !stopping
+            {
+                // Nothing to fill: the first push starts the linger by itself.
+                self.bell.set_deferring();
             } else {
                 self.bell.set_sleeping(true);
             }
@@ -1031,6 +1079,26 @@ impl Writer {
                         let mut v = 0u64;
                         // SAFETY: reads 8 bytes into a live u64 from our own eventfd.
                         unsafe { libc::read(raw, &mut v as *mut u64 as *mut libc::c_void, 8) };
+                        guard.clear_ready();
+                    }
+                }
+                fired = async {
+                    match &first_ring {
+                        Some(f) => f.readable().await.ok(),
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if let Some(mut guard) = fired {
+                        let mut v = 0u64;
+                        // SAFETY: reads 8 bytes into a live u64 from our own timerfd.
+                        let n = unsafe {
+                            libc::read(
+                                guard.get_inner().0,
+                                &mut v as *mut u64 as *mut libc::c_void,
+                                8,
+                            )
+                        };
+                        first_ring_fired |= n == 8 && v > 0;
                         guard.clear_ready();
                     }
                 }

@@ -421,6 +421,63 @@ fn a_partial_body_goes_out_after_the_batch_timeout() {
     writer.join().unwrap();
 }
 
+/// An idle writer is not woken by the first push: the push arms its timer for
+/// `batch_timeout` (`Doorbell::set_deferring`). The body still goes `batch_timeout` after
+/// that push, not up to twice that (the linger must count from the push, not from the
+/// moment the writer woke and took it).
+#[test]
+fn an_idle_writer_sends_a_partial_body_one_batch_timeout_after_the_first_push() {
+    let (uri, seen) = server(200);
+    let cfg = config(&uri, "batch_timeout = \"20ms\"");
+    let registry = Registry::new();
+    let metrics = registry.component("out", ComponentKind::Sink, "http");
+    let ctx = BuildCtx {
+        shards: 1,
+        batch_size: 1024,
+        data_dir: std::env::temp_dir(),
+        registry,
+        lifecycle: Lifecycle::new(),
+    };
+    let rt = cfg
+        .build(
+            &ctx,
+            metrics.clone(),
+            WhenFull::Block,
+            DeadLetter::unconnected(&metrics),
+            None,
+        )
+        .unwrap();
+    let mut parts = rt.parts;
+    let writer = std::thread::spawn(rt.thread.unwrap());
+    let mut took = Vec::new();
+    for round in 1..=11u64 {
+        // Let the writer settle the last answer and go to sleep.
+        std::thread::sleep(Duration::from_millis(30));
+        let batch = Batch::from_lines(Bytes::from_static(b"a\nb\nc\n"), 0);
+        let pushed = Instant::now();
+        assert!(parts[0].consume(batch).is_ok());
+        while seen.lock().unwrap().events < 3 * round && pushed.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        assert_eq!(seen.lock().unwrap().events, 3 * round);
+        took.push(pushed.elapsed());
+    }
+    took.sort();
+    assert!(
+        took[0] >= Duration::from_millis(19),
+        "before its batch_timeout: {took:?}"
+    );
+    // Counting the linger from the wake-up that took the chunk (the timer's, 20 ms after the
+    // push, or the writer's 50 ms housekeeping one before it) sends most bodies 30-40 ms after
+    // their push.
+    assert!(
+        took[5] < Duration::from_millis(30),
+        "the linger restarted: {took:?}"
+    );
+    drop(parts);
+    writer.join().unwrap();
+}
+
 #[test]
 fn without_a_batch_timeout_bodies_go_at_once_and_gather_while_slots_are_busy() {
     // The endpoint holds its first request until the test lets it go.
