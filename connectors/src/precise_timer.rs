@@ -111,22 +111,7 @@ fn disarm(fd: RawFd) {
 
 /// Arms `fd` to fire once, `after` from now.
 fn arm(fd: RawFd, after: Duration) -> io::Result<()> {
-    let spec = libc::itimerspec {
-        it_interval: libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        },
-        it_value: libc::timespec {
-            tv_sec: after.as_secs() as libc::time_t,
-            // At least 1 ns: an all-zero value would disarm the timer.
-            tv_nsec: (after.subsec_nanos().max(u32::from(after.as_secs() == 0))) as libc::c_long,
-        },
-    };
-    // SAFETY: `spec` is a valid itimerspec; the old value is not asked for.
-    if unsafe { libc::timerfd_settime(fd, 0, &spec, std::ptr::null_mut()) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    sluice_engine::ring::arm_timerfd(fd, after)
 }
 
 /// Reads the expiry count: true if the timer had fired.

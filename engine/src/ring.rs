@@ -127,7 +127,9 @@ impl Doorbell {
                         .compare_exchange(DEFERRING, LINGERING, Ordering::SeqCst, Ordering::Relaxed)
                         .is_ok()
                     {
-                        arm_timerfd(timerfd, delay);
+                        // Best effort: if it fails, the consumer still wakes for its
+                        // own deadlines and its periodic checks.
+                        let _ = arm_timerfd(timerfd, delay);
                     }
                     false
                 }
@@ -194,9 +196,9 @@ impl Doorbell {
     }
 }
 
-/// Arms a one-shot timerfd to fire `after` from now (best effort: if this fails the consumer
-/// still wakes for its own deadlines and its periodic checks).
-fn arm_timerfd(fd: i32, after: Duration) {
+/// Arms the one-shot timerfd `fd` to fire `after` from now (at least 1 ns later: an all-zero
+/// value would disarm it). Shared with the connectors' precise timer.
+pub fn arm_timerfd(fd: i32, after: Duration) -> std::io::Result<()> {
     let spec = libc::itimerspec {
         it_interval: libc::timespec {
             tv_sec: 0,
@@ -204,13 +206,15 @@ fn arm_timerfd(fd: i32, after: Duration) {
         },
         it_value: libc::timespec {
             tv_sec: after.as_secs() as libc::time_t,
-            // A zero it_value would disarm: at least 1 ns.
             tv_nsec: (after.subsec_nanos().max(u32::from(after.as_secs() == 0))) as libc::c_long,
         },
     };
-    // SAFETY: `spec` is a live itimerspec; the descriptor is the consumer's timerfd, kept open
-    // for as long as producers may ring (see `use_first_ring_timer`).
-    unsafe { libc::timerfd_settime(fd, 0, &spec, std::ptr::null_mut()) };
+    // SAFETY: `spec` is a live itimerspec and the old value is not asked for; a bad
+    // descriptor is an error return, not undefined behaviour.
+    if unsafe { libc::timerfd_settime(fd, 0, &spec, std::ptr::null_mut()) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The producing end.

@@ -378,10 +378,13 @@ fn unreachable_endpoint_dead_letters_after_its_retries() {
     assert_eq!(r.dead(), 20);
 }
 
-#[test]
-fn a_partial_body_goes_out_after_the_batch_timeout() {
-    let (uri, seen) = server(200);
-    let cfg = config(&uri, "batch_timeout = \"30ms\"");
+/// Builds the sink for one shard and starts its writer thread: the shard side and the thread.
+fn one_shard_writer(
+    cfg: &HttpSinkConfig,
+) -> (
+    Vec<Box<dyn sluice_engine::pipeline::ShardSink>>,
+    std::thread::JoinHandle<()>,
+) {
     let registry = Registry::new();
     let metrics = registry.component("out", ComponentKind::Sink, "http");
     let ctx = BuildCtx {
@@ -400,8 +403,14 @@ fn a_partial_body_goes_out_after_the_batch_timeout() {
             None,
         )
         .unwrap();
-    let mut parts = rt.parts;
-    let writer = std::thread::spawn(rt.thread.unwrap());
+    (rt.parts, std::thread::spawn(rt.thread.unwrap()))
+}
+
+#[test]
+fn a_partial_body_goes_out_after_the_batch_timeout() {
+    let (uri, seen) = server(200);
+    let cfg = config(&uri, "batch_timeout = \"30ms\"");
+    let (mut parts, writer) = one_shard_writer(&cfg);
     let inflight = Arc::new(InFlight::default());
     let log = Arc::new(Log(Mutex::new(Vec::new())));
     let mut batch = Batch::from_lines(Bytes::from_static(b"a\nb\nc\n"), 0);
@@ -429,26 +438,7 @@ fn a_partial_body_goes_out_after_the_batch_timeout() {
 fn an_idle_writer_sends_a_partial_body_one_batch_timeout_after_the_first_push() {
     let (uri, seen) = server(200);
     let cfg = config(&uri, "batch_timeout = \"20ms\"");
-    let registry = Registry::new();
-    let metrics = registry.component("out", ComponentKind::Sink, "http");
-    let ctx = BuildCtx {
-        shards: 1,
-        batch_size: 1024,
-        data_dir: std::env::temp_dir(),
-        registry,
-        lifecycle: Lifecycle::new(),
-    };
-    let rt = cfg
-        .build(
-            &ctx,
-            metrics.clone(),
-            WhenFull::Block,
-            DeadLetter::unconnected(&metrics),
-            None,
-        )
-        .unwrap();
-    let mut parts = rt.parts;
-    let writer = std::thread::spawn(rt.thread.unwrap());
+    let (mut parts, writer) = one_shard_writer(&cfg);
     let mut took = Vec::new();
     for round in 1..=11u64 {
         // Let the writer settle the last answer and go to sleep.
