@@ -369,8 +369,6 @@ mod tests {
         }
     }
 
-    /// A lingering consumer is woken only by a push that leaves the ring half full; a
-    /// sleeping one by every push; an awake one by none.
     /// Nanoseconds left before `timerfd` fires (0: disarmed).
     fn timer_left_ns(timerfd: i32) -> u64 {
         // SAFETY: itimerspec is plain data, written by timerfd_gettime.
@@ -380,6 +378,8 @@ mod tests {
         cur.it_value.tv_sec as u64 * 1_000_000_000 + cur.it_value.tv_nsec as u64
     }
 
+    /// A deferring consumer is not rung by the first push: the push arms its timer, once;
+    /// an urgent push still rings; without a timer, deferring is sleeping.
     #[test]
     fn a_deferring_consumer_is_timed_by_the_first_push_not_rung() {
         // SAFETY: plain syscalls; the results are checked.
@@ -431,6 +431,8 @@ mod tests {
         }
     }
 
+    /// A lingering consumer is woken only by a push that leaves the ring half full; a
+    /// sleeping one by every push; an awake one by none.
     #[test]
     fn a_lingering_consumer_is_rung_only_when_a_ring_fills_up() {
         // SAFETY: plain syscall; the result is checked.
