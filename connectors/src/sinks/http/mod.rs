@@ -590,6 +590,32 @@ impl std::os::fd::AsRawFd for EventFd {
     }
 }
 
+/// Waits until `fd` (the doorbell's eventfd or the first-ring timerfd) is readable and reads
+/// its counter (0 if it was not, after all); never returns without one.
+async fn take_count(fd: Option<&tokio::io::unix::AsyncFd<EventFd>>) -> u64 {
+    let Some(fd) = fd else {
+        return std::future::pending().await;
+    };
+    let Ok(mut guard) = fd.readable().await else {
+        return std::future::pending().await;
+    };
+    let mut v = 0u64;
+    // SAFETY: reads 8 bytes into a live u64 from our own non-blocking descriptor.
+    let n = unsafe {
+        libc::read(
+            guard.get_inner().0,
+            &mut v as *mut u64 as *mut libc::c_void,
+            8,
+        )
+    };
+    guard.clear_ready();
+    if n == 8 {
+        v
+    } else {
+        0
+    }
+}
+
 /// Bodies waiting to go (first attempts and retries) and in flight.
 #[derive(Default)]
 struct Held {
@@ -1069,39 +1095,8 @@ impl Writer {
                         self.settle(done, &mut free, &mut held, &mut task_slot);
                     }
                 }
-                woke = async {
-                    match &efd {
-                        Some(f) => f.readable().await.ok(),
-                        None => std::future::pending().await,
-                    }
-                } => {
-                    if let Some(mut guard) = woke {
-                        let mut v = 0u64;
-                        // SAFETY: reads 8 bytes into a live u64 from our own eventfd.
-                        unsafe { libc::read(raw, &mut v as *mut u64 as *mut libc::c_void, 8) };
-                        guard.clear_ready();
-                    }
-                }
-                fired = async {
-                    match &first_ring {
-                        Some(f) => f.readable().await.ok(),
-                        None => std::future::pending().await,
-                    }
-                } => {
-                    if let Some(mut guard) = fired {
-                        let mut v = 0u64;
-                        // SAFETY: reads 8 bytes into a live u64 from our own timerfd.
-                        let n = unsafe {
-                            libc::read(
-                                guard.get_inner().0,
-                                &mut v as *mut u64 as *mut libc::c_void,
-                                8,
-                            )
-                        };
-                        first_ring_fired |= n == 8 && v > 0;
-                        guard.clear_ready();
-                    }
-                }
+                _ = take_count(efd.as_ref()) => {}
+                fired = take_count(first_ring.as_ref()) => first_ring_fired |= fired > 0,
                 _ = async {
                     match &timer {
                         Some(t) if precise => t.sleep_until(wake).await,
